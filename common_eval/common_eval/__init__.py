@@ -1,0 +1,11 @@
+"""common_eval: the ranking core shared by every method of the reproduction monorepo.
+
+    from common_eval import evaluate, jaccard_distance, k_reciprocal_rerank
+
+Never imports torch or tensorflow, so every subproject can use it in its own stack.
+"""
+from .jaccard import jaccard_distance, k_reciprocal_rerank
+from .rank import AP_FLAVOURS, RankResult, evaluate
+
+__all__ = ["AP_FLAVOURS", "RankResult", "evaluate", "jaccard_distance", "k_reciprocal_rerank"]
+__version__ = "1.0.0"

@@ -1,0 +1,76 @@
+"""Renders every results.json under a folder as one Markdown table, the paper's numbers beside.
+
+    python -m common_eval.table [LOGDIR]        (default: ./logs)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .paper import PAPER, paper_numbers
+from .results import load_results
+
+COLUMNS = ("mAP", "rank1", "rank5", "rank10", "mINP")
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.1f}"
+
+
+def _task(rec) -> str:
+    return f"{rec['source']} → {rec['target']}" if rec.get("source") else rec["target"]
+
+
+def render(records: list[dict], with_unrun_paper_rows: bool = False) -> str:
+    """Markdown: one row per run (ours, common flavour), then the paper's row for the same task."""
+    head = ("| method | variant | task | scale | mAP | R1 | R5 | R10 | mINP | native mAP (AP) "
+            "| initial mAP | epochs | time |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    seen = set()
+    for rec in sorted(records, key=lambda r: (r["method"], r.get("variant") or "", _task(r),
+                                              r["scale"])):
+        c, n, i = rec["common"], rec["native"], rec["initial"]
+        key = (rec["method"], rec.get("variant"), rec.get("source"), rec["target"])
+        lines.append(
+            f"| {rec['method']} | {rec.get('variant') or ''} | {_task(rec)} | {rec['scale']} | "
+            + " | ".join(_fmt(c.get(k)) for k in COLUMNS)
+            + f" | {_fmt(n.get('mAP'))} ({n.get('ap')}) | {_fmt(i.get('mAP'))} | {rec['epochs']} "
+              f"| {rec['wall_seconds']:.0f} s |")
+        paper = paper_numbers(*key)
+        if paper and key not in seen:
+            lines.append(f"| {rec['method']} | {rec.get('variant') or ''} | {_task(rec)} | paper | "
+                         + " | ".join(_fmt(paper.get(k)) for k in COLUMNS) + " | | | | |")
+        seen.add(key)
+    if with_unrun_paper_rows:
+        for key, paper in sorted(PAPER.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+            if key in seen:
+                continue
+            method, variant, source, target = key
+            task = f"{source} → {target}" if source else target
+            lines.append(f"| {method} | {variant or ''} | {task} | paper | "
+                         + " | ".join(_fmt(paper.get(k)) for k in COLUMNS) + " | | | | |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m common_eval.table", description=__doc__)
+    parser.add_argument("logdir", nargs="?", default="logs", help="folder searched for results.json")
+    parser.add_argument("--paper", action="store_true", help="also list paper rows not run yet")
+    args = parser.parse_args(argv)
+    root = Path(args.logdir)
+    if not root.is_dir():
+        print(f"error: no such folder {root} (runs write logs/<method>/<task>/results.json)",
+              file=sys.stderr)
+        return 2
+    records = load_results(root)
+    if not records and not args.paper:
+        print(f"no results.json under {root}; run a method first (./reproduce.sh demo)",
+              file=sys.stderr)
+        return 1
+    print(render(records, with_unrun_paper_rows=args.paper))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# The one entry point of the reproduction monorepo.
+#
+#   ./reproduce.sh [demo]                 set-up, synthetic benchmark, every method at smoke scale, table
+#   ./reproduce.sh setup                  create/update .venv with the pinned stack, build extensions
+#   ./reproduce.sh test [--fast] [-- pytest args]
+#                                         set-up, then every test folder in its own pytest process
+#   ./reproduce.sh pul SOURCE TARGET [opts] [-- train.py flags]
+#   ./reproduce.sh METHOD DATASET [opts] [-- train.py flags]     METHOD: buc cdsm ccc auxusl
+#   ./reproduce.sh table [LOGDIR]         every results.json under LOGDIR (default logs/) as Markdown
+#
+# Options: --smoke (CPU preset on the synthetic benchmark), --data-root DIR (default $REID_DATA,
+# else ./data), --logs-dir DIR (default ./logs); method options (e.g. ccc's --cluster) are passed on.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+METHODS=(pul buc cdsm ccc auxusl)
+SYNTHETIC="$ROOT/data/synthetic"
+
+# dataset short name -> folder under the data root
+declare -A FOLDER=(
+  [market]=Market-1501-v15.09.15 [duke]=DukeMTMC-reID [msmt17]=MSMT17_V1 [cuhk03]=CUHK03
+  [veri]=VeRi [mars]=MARS [dukevideo]=DukeMTMC-VideoReID
+)
+# datasets each method reports (from its paper and code)
+declare -A DATASETS=(
+  [pul]="market duke cuhk03" [buc]="market duke mars dukevideo" [cdsm]="market duke msmt17"
+  [ccc]="market msmt17 veri" [auxusl]="mars dukevideo"
+)
+# what the demo runs for each method
+declare -A DEMO=(
+  [pul]="duke market" [buc]="market" [cdsm]="market" [ccc]="market" [auxusl]="dukevideo"
+)
+
+die() { echo "reproduce.sh: $*" >&2; exit 2; }
+
+usage() {
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+# --------------------------------------------------------------------------------------- set-up
+stamp_of() {
+  # everything that changes what the set-up installs or builds
+  (cd "$ROOT" && cat requirements.txt constraints.txt common_eval/setup.py \
+     common_eval/common_eval/*.pyx common_eval/common_eval/*.h */pyproject.toml 2>/dev/null
+   "${PYTHON:-python3}" --version) | sha256sum | cut -d' ' -f1
+}
+
+setup() {
+  local stamp
+  stamp="$(stamp_of)"
+  if [[ -x "$PY" && -f "$VENV/.reproduce-stamp" && "$(cat "$VENV/.reproduce-stamp")" == "$stamp" ]] \
+     && "$PY" -c 'import common_eval' 2>/dev/null; then
+    return 0
+  fi
+  local py="${PYTHON:-python3}"
+  command -v "$py" >/dev/null || die "no $py on PATH; Python >= 3.10 is required (set PYTHON=...)"
+  "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+    || die "$py is $("$py" --version 2>&1); Python >= 3.10 is required (set PYTHON=...)"
+  echo "==> set-up: $VENV (pinned stack, editable packages, Cython extensions)"
+  [[ -x "$PY" ]] || "$py" -m venv "$VENV"
+  # plain pip: the machine's pip configuration may serve the large wheels from local disk
+  "$PY" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements.txt"
+  "$PY" -m pip install -q --disable-pip-version-check --no-build-isolation --config-settings editable_mode=compat -e "$ROOT/common_eval"
+  local m
+  for m in "${METHODS[@]}"; do
+    if [[ -f "$ROOT/$m/pyproject.toml" ]]; then
+      "$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation --config-settings editable_mode=compat -e "$ROOT/$m"
+    fi
+  done
+  "$PY" -c 'import common_eval, common_eval._rank, common_eval._knn' \
+    || die "common_eval's extensions did not build; see the pip output above"
+  echo "$stamp" > "$VENV/.reproduce-stamp"
+  echo "==> set-up done"
+}
+
+# ---------------------------------------------------------------------------------------- tests
+run_tests() {
+  local fast=0 extra=()
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --fast) fast=1; shift ;;
+      --) shift; extra=("$@"); break ;;
+      *) die "test: unknown option '$1' (use: test [--fast] [-- pytest args])" ;;
+    esac
+  done
+  setup
+  local folders=(common_eval) m
+  for m in "${METHODS[@]}"; do [[ -d "$ROOT/tests/$m" ]] && folders+=("$m"); done
+  [[ -d "$ROOT/tests/repo" ]] && folders+=(repo)
+  local report; report="$(mktemp -d)"
+  local failed_folders=() f rc
+  for f in "${folders[@]}"; do
+    echo "==> tests/$f"
+    local marker=()
+    [[ $fast == 1 ]] && marker=(-m "not slow")
+    set +e
+    (cd "$ROOT" && "$PY" -m pytest "tests/$f" -p no:cacheprovider --junitxml="$report/$f.xml" \
+        "${marker[@]}" "${extra[@]}")
+    rc=$?
+    set -e
+    # 5 = no test collected (e.g. all deselected by --fast): not a failure of the folder
+    if [[ $rc != 0 && $rc != 5 ]]; then failed_folders+=("$f"); fi
+  done
+  "$PY" - "$report" "${failed_folders[@]}" <<'EOF'
+import sys, pathlib, xml.etree.ElementTree as ET
+report, failed_folders = pathlib.Path(sys.argv[1]), sys.argv[2:]
+tot = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+for xml in sorted(report.glob("*.xml")):
+    root = ET.parse(xml).getroot()
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    c = {k: sum(int(s.get(k, 0)) for s in suites) for k in tot}
+    for k in tot:
+        tot[k] += c[k]
+    print(f"   tests/{xml.stem}: {c['tests'] - c['failures'] - c['errors'] - c['skipped']} passed, "
+          f"{c['failures'] + c['errors']} failed, {c['skipped']} skipped")
+if failed_folders:
+    print("   failing folders: " + " ".join(failed_folders))
+passed = tot["tests"] - tot["failures"] - tot["errors"] - tot["skipped"]
+failed = tot["failures"] + tot["errors"]
+if failed == 0 and failed_folders:
+    failed = len(failed_folders)  # a folder that crashed before reporting counts as a failure
+print(f"tests: {passed} passed, {failed} failed, {tot['skipped']} skipped")
+sys.exit(1 if failed else 0)
+EOF
+}
+
+# ------------------------------------------------------------------------------------- datasets
+ensure_synthetic() {
+  if [[ ! -f "$SYNTHETIC/.complete" ]]; then
+    echo "==> generating the synthetic benchmark in $SYNTHETIC"
+    rm -rf "$SYNTHETIC"
+    "$PY" -m common_eval.synthetic --benchmark "$SYNTHETIC"
+    touch "$SYNTHETIC/.complete"
+  fi
+}
+
+check_dataset() {  # check_dataset ROOT SHORTNAME
+  local root="$1" name="$2"
+  [[ -d "$root" ]] || die "data root '$root' does not exist (set --data-root DIR or REID_DATA)"
+  [[ -d "$root/${FOLDER[$name]}" ]] \
+    || die "dataset '$name' not found: expected the folder '$root/${FOLDER[$name]}' (see README, 'Datasets')"
+}
+
+# ------------------------------------------------------------------------------------ a method run
+run_method() {
+  local method="$1"; shift
+  local supported="${DATASETS[$method]}"
+  local names=() smoke=0 data_root="" logs="$ROOT/logs" opts=() pass=()
+  local nsets=1; [[ $method == pul ]] && nsets=2
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --smoke) smoke=1; shift ;;
+      --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; data_root="$2"; shift 2 ;;
+      --data-root=*) data_root="${1#*=}"; shift ;;
+      --logs-dir) [[ $# -ge 2 ]] || die "--logs-dir needs a folder"; logs="$2"; shift 2 ;;
+      --logs-dir=*) logs="${1#*=}"; shift ;;
+      --) shift; pass=("$@"); break ;;
+      -*) opts+=("$1"); if [[ $# -ge 2 && "$2" != -* ]]; then opts+=("$2"); shift; fi; shift ;;
+      *) names+=("$1"); shift ;;
+    esac
+  done
+  if [[ ${#names[@]} != "$nsets" ]]; then
+    if [[ $method == pul ]]; then die "usage: ./reproduce.sh pul SOURCE TARGET [--smoke] (datasets: $supported)"; fi
+    die "usage: ./reproduce.sh $method DATASET [--smoke] (datasets: $supported)"
+  fi
+  local n
+  for n in "${names[@]}"; do
+    [[ " $supported " == *" $n "* ]] || die "$method does not support dataset '$n' (valid: $supported)"
+  done
+  if [[ $method == pul && "${names[0]}" == "${names[1]}" ]]; then
+    die "pul needs two different datasets: SOURCE (labelled) and TARGET (unlabelled)"
+  fi
+  [[ -x "$ROOT/$method/reproduce.sh" ]] || die "method '$method' is not built yet in this checkout"
+  setup
+  local target="${names[-1]}" source_root target_root task
+  if [[ $smoke == 1 && -z "$data_root" ]]; then
+    ensure_synthetic
+    source_root="$SYNTHETIC/a"
+    target_root="$SYNTHETIC/a"
+    [[ $method == pul ]] && target_root="$SYNTHETIC/b"   # adaptation: domain a -> domain b
+  else
+    [[ -n "$data_root" ]] || data_root="${REID_DATA:-$ROOT/data}"
+    source_root="$data_root"; target_root="$data_root"
+  fi
+  check_dataset "$target_root" "$target"
+  task="$target"
+  if [[ $method == pul ]]; then
+    check_dataset "$source_root" "${names[0]}"
+    task="${names[0]}-$target"
+  fi
+  [[ $smoke == 1 ]] && task="$task-smoke"
+  local args=(--data-root "$target_root" --logs-dir "$logs/$method/$task")
+  [[ $method == pul ]] && args+=(--source "${names[0]}" --source-root "$source_root")
+  [[ $smoke == 1 ]] && args+=(--smoke)
+  echo "==> $method on ${names[*]}$([[ $smoke == 1 ]] && echo ' (smoke)') -> $logs/$method/$task"
+  # the subproject's adapter maps these onto its own train.py flags
+  "$ROOT/$method/reproduce.sh" "$target" "${args[@]}" "${opts[@]}" -- "${pass[@]}"
+}
+
+demo() {
+  setup
+  ensure_synthetic
+  local m built=() missing=()
+  for m in "${METHODS[@]}"; do
+    if [[ -x "$ROOT/$m/reproduce.sh" ]]; then built+=("$m"); else missing+=("$m"); fi
+  done
+  local demo_logs="$ROOT/logs/demo"
+  for m in "${built[@]}"; do
+    # shellcheck disable=SC2086
+    run_method "$m" ${DEMO[$m]} --smoke --logs-dir "$demo_logs"
+  done
+  echo
+  if [[ ${#built[@]} -gt 0 ]]; then
+    "$PY" -m common_eval.table "$demo_logs"
+  fi
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    echo "not built yet: ${missing[*]}"
+  fi
+}
+
+# ------------------------------------------------------------------------------------- dispatch
+cmd="${1:-demo}"
+[[ $# -gt 0 ]] && shift
+case "$cmd" in
+  demo) demo ;;
+  setup) setup ;;
+  test) run_tests "$@" ;;
+  table) setup; "$PY" -m common_eval.table "${1:-$ROOT/logs}" ;;
+  -h|--help|help) usage ;;
+  *)
+    if [[ " ${METHODS[*]} " == *" $cmd "* ]]; then
+      run_method "$cmd" "$@"
+    else
+      die "unknown command or method '$cmd' (valid: demo setup test table ${METHODS[*]})"
+    fi ;;
+esac
