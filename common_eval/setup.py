@@ -8,6 +8,6 @@ extensions = [
     Extension("common_eval._rank", ["common_eval/_rank.pyx"],
               include_dirs=[np.get_include(), "common_eval"], **openmp),
     Extension("common_eval._knn", ["common_eval/_knn.pyx"], include_dirs=[np.get_include()],
-              language="c++", **openmp),
+              **openmp),
 ]
 setup(ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}))

@@ -1,22 +1,18 @@
-# distutils: language = c++
 # cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False, nonecheck=False
 """Kernels of the sparse k-reciprocal encoding (OpenMP over rows, deterministic per row).
 
 * ``topk_merge``: running k smallest entries of each row over blocks of columns, ordered
   by (value, column index).
 * ``pair_dots``: x_i . x_j for every stored (i, j) of a CSR pattern (BLAS sdot).
-* ``minsum_rows``: for rows of V, S_ir = sum_c min(V_ic, V_rc) over the columns they share,
-  through the transposed pattern, emitted as d = 1 - S / (2 - S) (clipped at 0), one CSR
-  segment per row, optionally sorted by (d, column).
+* ``minsum_count`` / ``minsum_rows``: for rows of V, S_ir = sum_c min(V_ic, V_rc) over the
+  columns they share, through the transposed pattern, emitted as d = 1 - S / (2 - S) (clipped
+  at 0) into an exactly sized CSR (count first, then fill), optionally sorted by distance.
 """
 from cython.parallel cimport parallel, prange
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memcpy, memmove
-from libcpp.algorithm cimport sort
+from libc.string cimport memcpy
 from scipy.linalg.cython_blas cimport sdot
-
-cdef uint64_t LOW32 = 0xFFFFFFFF
 
 
 def topk_merge(const float[:, ::1] block, const float[::1] add, int64_t col_offset,
@@ -65,36 +61,99 @@ def pair_dots(const float[:, ::1] X, const int64_t[::1] indptr, const int64_t[::
                 out[p] = sdot(&d, <float*>&X[i, 0], &one, <float*>&X[indices[p], 0], &one)
 
 
+cdef void _radix_sort(uint32_t* key, int32_t* val, uint32_t* key_tmp, int32_t* val_tmp,
+                      Py_ssize_t n) noexcept nogil:
+    """Stable LSD radix sort of n (key, val) pairs by key, 8 bits a pass; passes in which every
+    key has the same byte are skipped (distances in [0, 1] share their top byte)."""
+    cdef Py_ssize_t count[256]
+    cdef Py_ssize_t i, b, total, c
+    cdef int shift
+    cdef uint32_t* ks = key
+    cdef int32_t* vs = val
+    cdef uint32_t* kd = key_tmp
+    cdef int32_t* vd = val_tmp
+    cdef uint32_t* kx
+    cdef int32_t* vx
+    for shift in range(0, 32, 8):
+        for b in range(256):
+            count[b] = 0
+        for i in range(n):
+            count[(ks[i] >> shift) & 255] += 1
+        if count[(ks[0] >> shift) & 255] == n:
+            continue
+        total = 0
+        for b in range(256):
+            c = count[b]
+            count[b] = total
+            total += c
+        for i in range(n):
+            b = (ks[i] >> shift) & 255
+            kd[count[b]] = ks[i]
+            vd[count[b]] = vs[i]
+            count[b] += 1
+        kx = ks; ks = kd; kd = kx
+        vx = vs; vs = vd; vd = vx
+    if ks != key:
+        memcpy(key, ks, n * sizeof(uint32_t))
+        memcpy(val, vs, n * sizeof(int32_t))
+
+
+def minsum_count(const int64_t[::1] v_ptr, const int64_t[::1] v_idx,
+                 const int64_t[::1] t_ptr, const int64_t[::1] t_idx,
+                 const int64_t[::1] rows, int64_t col_begin, int64_t col_end,
+                 int64_t[::1] out_len, int num_threads):
+    """How many columns in [col_begin, col_end) each given row of V shares support with."""
+    cdef Py_ssize_t nrows = rows.shape[0], N = t_ptr.shape[0] - 1, k, a, b
+    cdef int64_t i, c, r, n_out
+    cdef int32_t* mark
+    with nogil, parallel(num_threads=num_threads):
+        mark = <int32_t*>calloc(N, sizeof(int32_t))
+        for k in prange(nrows, schedule="dynamic", chunksize=16):
+            i = rows[k]
+            n_out = 0
+            for a in range(v_ptr[i], v_ptr[i + 1]):
+                c = v_idx[a]
+                for b in range(t_ptr[c], t_ptr[c + 1]):
+                    r = t_idx[b]
+                    if r >= col_begin and r < col_end and mark[r] != k + 1:
+                        mark[r] = k + 1
+                        n_out = n_out + 1
+            out_len[k] = n_out
+        free(mark)
+
+
 def minsum_rows(const int64_t[::1] v_ptr, const int64_t[::1] v_idx, const double[::1] v_val,
                 const int64_t[::1] t_ptr, const int64_t[::1] t_idx, const double[::1] t_val,
                 const int64_t[::1] rows, int64_t col_begin, int64_t col_end,
-                const int64_t[::1] seg_ptr, int32_t[::1] out_col, float[::1] out_d,
-                int64_t[::1] out_len, bint sort_rows, int num_threads):
+                const int64_t[::1] out_ptr, int32_t[::1] out_col, float[::1] out_d,
+                bint sort_rows, int num_threads):
     """Jaccard distances of the given rows of V against the columns [col_begin, col_end).
 
     V is given as CSR (v_*) and its transpose as CSR (t_*), both over N x N.  Row k of the
-    output is written at out[seg_ptr[k] : seg_ptr[k] + out_len[k]]; seg_ptr must leave room
-    for every column the row can reach (the sum of the column counts of its support).
-    Sorting packs (distance bits, column) into one 64-bit key: non-negative floats order
-    like their bit patterns.
+    output fills out[out_ptr[k] : out_ptr[k + 1]] (lengths from minsum_count): the columns it
+    shares support with and d = 1 - S / (2 - S), clipped at 0, S = sum of minima; with
+    sort_rows, ordered by distance (a stable radix sort on the float bits: non-negative floats
+    order like their bit patterns; ties keep the deterministic accumulation order).
     """
     cdef Py_ssize_t nrows = rows.shape[0], N = t_ptr.shape[0] - 1, k, a, b
-    cdef int64_t i, c, r, base, n_out
+    cdef int64_t i, c, r, base, n_out, max_len = 0
     cdef double vi, vr, s
     cdef float f
-    cdef uint32_t bits
     cdef double* acc
-    cdef uint64_t* keys
-    cdef int64_t max_seg = 0
+    cdef uint32_t* keys
+    cdef uint32_t* keys_tmp
+    cdef int32_t* cols_tmp
     for k in range(nrows):
-        if seg_ptr[k + 1] - seg_ptr[k] > max_seg:
-            max_seg = seg_ptr[k + 1] - seg_ptr[k]
+        if out_ptr[k + 1] - out_ptr[k] > max_len:
+            max_len = out_ptr[k + 1] - out_ptr[k]
     with nogil, parallel(num_threads=num_threads):
         acc = <double*>calloc(N, sizeof(double))
-        keys = <uint64_t*>malloc((max_seg + 1) * sizeof(uint64_t))
+        keys = <uint32_t*>malloc((max_len + 1) * sizeof(uint32_t))
+        keys_tmp = <uint32_t*>malloc((max_len + 1) * sizeof(uint32_t))
+        cols_tmp = <int32_t*>malloc((max_len + 1) * sizeof(int32_t))
         for k in prange(nrows, schedule="dynamic", chunksize=16):
             i = rows[k]
-            base = seg_ptr[k]
+            base = out_ptr[k]
             n_out = 0
             for a in range(v_ptr[i], v_ptr[i + 1]):
                 c = v_idx[a]
@@ -104,9 +163,9 @@ def minsum_rows(const int64_t[::1] v_ptr, const int64_t[::1] v_idx, const double
                     if r < col_begin or r >= col_end:
                         continue
                     vr = t_val[b]
-                    # branch-free first-touch bookkeeping (V holds no zeros, so acc > 0 once seen)
-                    out_col[base + n_out] = <int32_t>r
-                    n_out = n_out + (acc[r] == 0.0)
+                    if acc[r] == 0.0:  # V holds no zeros, so acc > 0 once seen
+                        out_col[base + n_out] = <int32_t>r
+                        n_out = n_out + 1
                     acc[r] = acc[r] + (vi if vi < vr else vr)
             for a in range(n_out):
                 r = out_col[base + a]
@@ -115,30 +174,15 @@ def minsum_rows(const int64_t[::1] v_ptr, const int64_t[::1] v_idx, const double
                 s = 1.0 - s / (2.0 - s)
                 f = <float>(s if s > 0.0 else 0.0)
                 if sort_rows:
-                    memcpy(&bits, &f, 4)
-                    keys[a] = ((<uint64_t>bits) << 32) | <uint64_t>r
+                    memcpy(&keys[a], &f, 4)
                 else:
                     out_d[base + a] = f
+            if sort_rows and n_out > 1:
+                _radix_sort(keys, &out_col[base], keys_tmp, cols_tmp, n_out)
             if sort_rows:
-                sort(keys, keys + n_out)
                 for a in range(n_out):
-                    out_col[base + a] = <int32_t>(keys[a] & LOW32)
-                    bits = <uint32_t>(keys[a] >> 32)
-                    memcpy(&out_d[base + a], &bits, 4)
-            out_len[k] = n_out
+                    memcpy(&out_d[base + a], &keys[a], 4)
         free(acc)
         free(keys)
-
-
-def compact(const int64_t[::1] seg_ptr, const int64_t[::1] out_len, int32_t[::1] out_col,
-            float[::1] out_d):
-    """Moves the row segments of minsum_rows together; returns the number of entries."""
-    cdef Py_ssize_t k, n = out_len.shape[0]
-    cdef int64_t w = 0
-    with nogil:
-        for k in range(n):
-            if w != seg_ptr[k] and out_len[k] > 0:
-                memmove(&out_col[w], &out_col[seg_ptr[k]], out_len[k] * sizeof(int32_t))
-                memmove(&out_d[w], &out_d[seg_ptr[k]], out_len[k] * sizeof(float))
-            w += out_len[k]
-    return w
+        free(keys_tmp)
+        free(cols_tmp)

@@ -35,7 +35,6 @@ except ImportError as exc:
     ) from exc
 
 _BLOCK_BYTES = 128 * 2**20
-_SEGMENT_ENTRIES = 24 * 2**20
 _NO_ADD = np.empty(0, dtype=np.float32)
 
 
@@ -136,7 +135,8 @@ def _query_expansion(V: sparse.csr_matrix, ranks: np.ndarray, k2: int) -> sparse
 
 def _minsum(V: sparse.csr_matrix, rows: np.ndarray, col_begin: int, col_end: int,
             sort_rows: bool, num_threads):
-    """Jaccard distances of `rows` of V against columns [col_begin, col_end), as CSR pieces."""
+    """Jaccard distances of `rows` of V against columns [col_begin, col_end), as CSR arrays
+    (indptr, int32 columns, float32 distances), sized exactly: one counting pass, one filling."""
     V = V.tocsr()
     V.eliminate_zeros()
     V.sort_indices()
@@ -144,32 +144,17 @@ def _minsum(V: sparse.csr_matrix, rows: np.ndarray, col_begin: int, col_end: int
     T.sort_indices()
     v_ptr, v_idx = V.indptr.astype(np.int64), V.indices.astype(np.int64)
     t_ptr, t_idx = T.indptr.astype(np.int64), T.indices.astype(np.int64)
-    v_val, t_val = V.data.astype(np.float64), T.data.astype(np.float64)
-    col_count = np.diff(t_ptr)
-    # room per row: every row reachable through its support (at most the column range)
-    reach = np.minimum(np.add.reduceat(np.r_[col_count[v_idx], 0], v_ptr[:-1])
-                       * (np.diff(v_ptr) > 0), col_end - col_begin)
-    lengths, cols, dists = [], [], []
-    start = 0
-    while start < len(rows):
-        stop = start + 1
-        budget = reach[rows[start]]
-        while stop < len(rows) and budget + reach[rows[stop]] < _SEGMENT_ENTRIES:
-            budget += reach[rows[stop]]
-            stop += 1
-        chunk = np.ascontiguousarray(rows[start:stop], dtype=np.int64)
-        seg_ptr = np.r_[0, np.cumsum(reach[chunk] + 1)].astype(np.int64)  # +1: scratch slot
-        out_col = np.empty(seg_ptr[-1], dtype=np.int32)
-        out_d = np.empty(seg_ptr[-1], dtype=np.float32)
-        out_len = np.empty(len(chunk), dtype=np.int64)
-        _knn.minsum_rows(v_ptr, v_idx, v_val, t_ptr, t_idx, t_val, chunk, col_begin, col_end,
-                         seg_ptr, out_col, out_d, out_len, sort_rows, _threads(num_threads))
-        n = _knn.compact(seg_ptr, out_len, out_col, out_d)
-        lengths.append(out_len)
-        cols.append(out_col[:n].copy())
-        dists.append(out_d[:n].copy())
-        start = stop
-    return np.concatenate(lengths), np.concatenate(cols), np.concatenate(dists)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    threads = _threads(num_threads)
+    lengths = np.empty(len(rows), dtype=np.int64)
+    _knn.minsum_count(v_ptr, v_idx, t_ptr, t_idx, rows, col_begin, col_end, lengths, threads)
+    indptr = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    cols = np.empty(indptr[-1], dtype=np.int32)
+    dists = np.empty(indptr[-1], dtype=np.float32)
+    _knn.minsum_rows(v_ptr, v_idx, V.data.astype(np.float64), t_ptr, t_idx,
+                     T.data.astype(np.float64), rows, col_begin, col_end, indptr, cols, dists,
+                     sort_rows, threads)
+    return indptr, cols, dists
 
 
 def _check_k(k1, k2):
@@ -219,14 +204,14 @@ def jaccard_distance(features, k1: int = 20, k2: int = 6, knn_columns: int | Non
     _knn.pair_dots(X, E.indptr.astype(np.int64), E.indices.astype(np.int64), dots,
                    _threads(num_threads))
     V = _query_expansion(_row_softmax(E, -(2.0 - 2.0 * dots)), ranks, k2)
-    lengths, cols, dists = _minsum(V, np.arange(N), 0, N, output == "sparse", num_threads)
-    indptr = np.r_[0, np.cumsum(lengths)]
+    indptr, cols, dists = _minsum(V, np.arange(N), 0, N, output == "sparse", num_threads)
     if output == "dense":
         J = np.ones((N, N), dtype=np.float32)
-        J[np.repeat(np.arange(N), lengths), cols] = dists
+        J[np.repeat(np.arange(N), np.diff(indptr)), cols] = dists
         return J
-    return sparse.csr_matrix((dists, cols, indptr.astype(np.int64 if indptr[-1] >= 2**31
-                                                          else np.int32)), shape=(N, N))
+    if indptr[-1] < 2**31:
+        indptr = indptr.astype(np.int32)
+    return sparse.csr_matrix((dists, cols, indptr), shape=(N, N))
 
 
 class _Blocks:
@@ -351,7 +336,7 @@ def k_reciprocal_rerank(q_g_dist=None, q_q_dist=None, g_g_dist=None, k1: int = 2
     er = np.repeat(np.arange(N), np.diff(E.indptr))
     d = M.pairs(er, E.indices.astype(np.int64)).astype(np.float64)
     V = _query_expansion(_row_softmax(E, -(d * d) / row_max[er]), ranks, k2)
-    lengths, cols, dists = _minsum(V, np.arange(Q), Q, N, False, num_threads)
+    indptr, cols, dists = _minsum(V, np.arange(Q), Q, N, False, num_threads)
 
     final = np.empty((Q, N - Q), dtype=np.float32)
     for s in range(0, Q, rows):
@@ -360,6 +345,6 @@ def k_reciprocal_rerank(q_g_dist=None, q_q_dist=None, g_g_dist=None, k1: int = 2
         np.square(block, out=block)
         block /= row_max[s:e, None].astype(np.float32)
         final[s:e] = lambda_value * block + (1.0 - lambda_value)
-    r = np.repeat(np.arange(Q), lengths)
+    r = np.repeat(np.arange(Q), np.diff(indptr))
     final[r, cols - Q] += (1.0 - lambda_value) * (dists - 1.0)
     return final
