@@ -1,0 +1,76 @@
+"""The repository's entry points: reproduce.sh argument handling, CI, README commands."""
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+METHODS = ("pul", "buc", "cdsm", "ccc", "auxusl")
+
+
+def run(*args, env=None):
+    return subprocess.run(["bash", str(ROOT / "reproduce.sh"), *args], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("args, message", [
+    (("bogus",), "unknown command or method 'bogus' (valid: demo setup test table pul buc cdsm ccc auxusl)"),
+    (("cdsm",), "usage: ./reproduce.sh cdsm DATASET"),
+    (("cdsm", "veri"), "cdsm does not support dataset 'veri' (valid: market duke msmt17)"),
+    (("ccc", "duke"), "ccc does not support dataset 'duke' (valid: market msmt17 veri)"),
+    (("pul", "market"), "usage: ./reproduce.sh pul SOURCE TARGET"),
+    (("pul", "duke", "duke"), "pul needs two different datasets"),
+    (("auxusl", "market"), "auxusl does not support dataset 'market' (valid: mars dukevideo)"),
+    (("test", "--nope"), "test: unknown option '--nope'"),
+])
+def test_bad_arguments_give_one_clear_line(args, message):
+    out = run(*args)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], out.stderr
+
+
+def built_methods():
+    return [m for m in METHODS if os.access(ROOT / m / "reproduce.sh", os.X_OK)]
+
+
+@pytest.mark.parametrize("method", built_methods() or [pytest.param("none", marks=pytest.mark.skip(
+    reason="no method subproject is built yet"))])
+def test_missing_data_root_and_dataset_folder(method, tmp_path):
+    names = ["duke", "market"] if method == "pul" else ["market" if method != "auxusl" else "mars"]
+    out = run(method, *names, "--data-root", str(tmp_path / "nowhere"))
+    assert out.returncode == 2 and "data root" in out.stderr and "does not exist" in out.stderr
+    out = run(method, *names, "--data-root", str(tmp_path))
+    assert out.returncode == 2 and "not found: expected the folder" in out.stderr
+    assert out.stderr.count("\n") == 1
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"^(\./reproduce\.sh test)\b", readme, flags=re.M)
+    assert commands, "README must show the test command"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^\./reproduce\.sh test$", ci, flags=re.M)
+    assert os.access(ROOT / ".ci" / "run", os.X_OK) and os.access(ROOT / "reproduce.sh", os.X_OK)
+
+
+def test_every_built_method_follows_the_contract():
+    for m in built_methods():
+        for f in ("pyproject.toml", "requirements.txt", "README.md", "examples/train.py",
+                  "examples/test.py"):
+            assert (ROOT / m / f).is_file(), f"{m}/{f} is missing"
+        assert "Deviations from the original code" in (ROOT / m / "README.md").read_text()
+        assert (ROOT / "tests" / m).is_dir(), f"tests/{m} is missing"
+
+
+def test_setup_is_idempotent_and_fast_when_nothing_changed():
+    out = run("setup")
+    assert out.returncode == 0, out.stderr
+    assert "set-up" not in out.stdout  # nothing reinstalled
+
+
+def test_table_command(tmp_path):
+    out = run("table", str(tmp_path / "none"))
+    assert out.returncode == 2 and "no such folder" in out.stderr
