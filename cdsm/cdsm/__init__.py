@@ -1,0 +1,16 @@
+"""CDSM: Cluster-aware Diversity Samples Mining for unsupervised person re-ID (Zhao, Dou,
+Zhang; IEEE SMC 2022), reproduced on PyTorch 2.
+
+The library core takes plain arguments (no argparse/YAML); ``examples/train.py`` holds the
+flags and the epoch loop (extract -> cluster -> memory -> train -> evaluate).
+
+    cdsm.datasets   Market-1501, DukeMTMC-reID, MSMT17 loaders (one file each)
+    cdsm.data       transforms, identity sampler, image reading, loaders
+    cdsm.models     ResNet + GeM + BN neck, mean teacher
+    cdsm.cluster    Jaccard + DBSCAN at eps and eps -+ gap, reliability criterion
+    cdsm.memory     cluster memories (CMhybrid_v5 = CDSM's diversity memory) and variants
+    cdsm.losses     ClusterNCE, the hybrid central/marginal loss
+    cdsm.trainer    one training epoch
+    cdsm.evaluation feature extraction, common_eval ranking
+"""
+__version__ = "1.0.0"

@@ -1,0 +1,198 @@
+"""The re-ID network of CDSM: ResNet body, GeM (or average) pooling, a BatchNorm neck.
+
+    image -> conv1 ... layer4 (last stride 1 for depth >= 50) -> pooling -> [Linear] -> BN1d
+          -> L2-normalised feature (train and eval mode alike, ``norm=True`` as CDSM builds it)
+
+The neck's BN has weight 1, bias 0 and a frozen bias; there is no classifier. Backbone weights:
+``pretrained="imagenet"`` loads torchvision's IMAGENET1K_V1 through its weights API (cache
+``$TORCH_HOME/hub/checkpoints``), a path loads a state dict from a file, ``"none"`` keeps the
+random initialisation (CDSM's ``reset_params``).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import urllib.error
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+import torch.nn.functional as F
+import torchvision.models as tvm
+from torch import nn
+from torch.nn import init
+
+from ..errors import PretrainedWeightsError
+from .gem import build_pooling
+from .ibn import resnet_ibn_a
+
+log = logging.getLogger(__name__)
+
+TORCHVISION = {
+    "resnet18": (tvm.resnet18, tvm.ResNet18_Weights, 18),
+    "resnet34": (tvm.resnet34, tvm.ResNet34_Weights, 34),
+    "resnet50": (tvm.resnet50, tvm.ResNet50_Weights, 50),
+    "resnet101": (tvm.resnet101, tvm.ResNet101_Weights, 101),
+    "resnet152": (tvm.resnet152, tvm.ResNet152_Weights, 152),
+}
+# IBN-Net v1.0 release files; the original CDSM expected them in examples/pretrained/
+IBN = {
+    "resnet_ibn50a": (50, "resnet50_ibn_a-d9d0bb7b.pth", "resnet50_ibn_a.pth.tar"),
+    "resnet_ibn101a": (101, "resnet101_ibn_a-59ea0ac6.pth", "resnet101_ibn_a.pth.tar"),
+}
+IBN_URL = "https://github.com/XingangPan/IBN-Net/releases/download/v1.0/"
+EXAMPLES_PRETRAINED = Path(__file__).resolve().parents[2] / "examples" / "pretrained"
+
+
+def arch_names() -> list[str]:
+    return sorted(TORCHVISION) + sorted(IBN)
+
+
+def hub_checkpoint_dir() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def read_state_dict(path) -> dict:
+    """A backbone state dict from a file: a plain state dict, or a checkpoint holding one under
+    'state_dict'/'model'; a 'module.' prefix (DataParallel) is removed."""
+    path = Path(path)
+    if not path.is_file():
+        raise PretrainedWeightsError(f"pretrained weights file {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unreadable file gets the same message
+        raise PretrainedWeightsError(
+            f"cannot read pretrained weights {path} as a PyTorch state dict ({exc}). Legacy "
+            "pickled checkpoints are not loaded for safety; re-save the state dict with "
+            "torch.save(state_dict, path)") from None
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
+        raise PretrainedWeightsError(f"{path} does not hold a state dict of tensors")
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
+
+
+def imagenet_state_dict(arch: str) -> dict:
+    """ImageNet weights for ``arch`` from the standard cache, downloading them if possible."""
+    if arch in IBN:
+        _, release, legacy = IBN[arch]
+        places = [hub_checkpoint_dir() / release, EXAMPLES_PRETRAINED / legacy]
+        for p in places:
+            if p.is_file():
+                return read_state_dict(p)
+        raise PretrainedWeightsError(
+            f"IBN-Net weights for {arch} not found: put {release} (from {IBN_URL}{release}) at "
+            f"{places[0]} or the original's {legacy} at {places[1]}, or pass --pretrained PATH "
+            "(--pretrained none trains from random initialisation)")
+    weights = TORCHVISION[arch][1].IMAGENET1K_V1
+    filename = os.path.basename(urlparse(weights.url).path)
+    cached = hub_checkpoint_dir() / filename
+    if cached.is_file():
+        return read_state_dict(cached)
+    try:
+        return weights.get_state_dict(progress=True)
+    except (urllib.error.URLError, OSError, RuntimeError) as exc:
+        raise PretrainedWeightsError(
+            f"ImageNet weights for {arch} ({weights}) are not in the cache and could not be "
+            f"downloaded ({exc}). Put {filename} (from {weights.url}) at {cached} (set TORCH_HOME "
+            "to use another cache folder), or pass --pretrained PATH, or --pretrained none for "
+            "random initialisation") from None
+
+
+def load_backbone_weights(net: nn.Module, state_dict: dict, source: str) -> None:
+    """Loads a torchvision-layout state dict into the body; the ImageNet classifier (fc) is
+    ignored, anything else missing or left over is an error naming the keys."""
+    own = net.state_dict()
+    body = {k: v for k, v in state_dict.items() if not k.startswith("fc.")}
+    missing = [k for k in own if not k.startswith("fc.") and k not in body]
+    unexpected = [k for k in body if k not in own]
+    wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in body.items()
+             if k in own and v.shape != own[k].shape]
+    if missing or unexpected or wrong:
+        parts = []
+        for name, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong)):
+            if keys:
+                parts.append(f"{name}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}")
+        raise PretrainedWeightsError(f"the weights from {source} do not fit this backbone "
+                                     f"({'; '.join(parts)})")
+    net.load_state_dict({**{k: v for k, v in own.items() if k.startswith("fc.")}, **body})
+
+
+class ReIDResNet(nn.Module):
+    """CDSM's ResNet re-ID model (``models.create(arch, num_features, norm, dropout, pooling_type)``).
+
+    pretrained: "imagenet", "none", or a path to a state dict.
+    num_features > 0 adds an embedding Linear before the BN neck (CDSM's --features, off: 0).
+    """
+
+    def __init__(self, arch: str = "resnet50", pretrained: str | os.PathLike = "imagenet",
+                 pooling_type: str = "gem", num_features: int = 0, dropout: float = 0.0,
+                 norm: bool = True):
+        super().__init__()
+        if arch in TORCHVISION:
+            net, depth = TORCHVISION[arch][0](weights=None), TORCHVISION[arch][2]
+        elif arch in IBN:
+            net, depth = resnet_ibn_a(IBN[arch][0]), IBN[arch][0]
+        else:
+            raise ValueError(f"unknown architecture {arch!r}; valid: {', '.join(arch_names())}")
+        self.arch = arch
+        random_init = str(pretrained).lower() == "none"
+        if not random_init:
+            source = "ImageNet" if str(pretrained) == "imagenet" else str(pretrained)
+            sd = imagenet_state_dict(arch) if str(pretrained) == "imagenet" else read_state_dict(pretrained)
+            load_backbone_weights(net, sd, source)
+            log.info(f"=> {arch}: backbone weights from {source}")
+        if depth >= 50:  # last stride 1: a 256 x 128 input gives a 16 x 8 map
+            net.layer4[0].conv2.stride = (1, 1)
+            net.layer4[0].downsample[0].stride = (1, 1)
+        self.base = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool,
+                                  net.layer1, net.layer2, net.layer3, net.layer4)
+        self.gap = build_pooling(pooling_type)
+        out_planes = net.fc.in_features
+        self.norm = norm
+        self.dropout = dropout
+        self.has_embedding = num_features > 0
+        if self.has_embedding:
+            self.feat = nn.Linear(out_planes, num_features)
+            init.kaiming_normal_(self.feat.weight, mode="fan_out")
+            init.constant_(self.feat.bias, 0)
+            self.num_features = num_features
+        else:
+            self.num_features = out_planes
+        self.feat_bn = nn.BatchNorm1d(self.num_features)
+        init.constant_(self.feat_bn.weight, 1)
+        init.constant_(self.feat_bn.bias, 0)
+        self.feat_bn.bias.requires_grad_(False)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else None
+        if random_init:
+            self.reset_params()
+            log.info(f"=> {arch}: random initialisation (--pretrained none)")
+
+    def reset_params(self) -> None:
+        """CDSM's initialisation without pretrained weights."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    init.constant_(m.bias, 0)
+            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+                init.constant_(m.weight, 1)
+                init.constant_(m.bias, 0)
+            elif isinstance(m, nn.Linear):
+                init.normal_(m.weight, std=0.001)
+                if m.bias is not None:
+                    init.constant_(m.bias, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.gap(self.base(x)).flatten(1)
+        bn_x = self.feat_bn(self.feat(x) if self.has_embedding else x)
+        if not self.training:
+            return F.normalize(bn_x)
+        if self.drop is not None:
+            bn_x = self.drop(bn_x)
+        if self.norm:
+            return F.normalize(bn_x)
+        return F.relu(bn_x) if self.has_embedding else bn_x

@@ -1,0 +1,82 @@
+"""One training epoch of CDSM: student + memory loss, memory update with the teacher, EMA.
+
+Per iteration (``--iters`` of them; the sampler's stream restarts when it runs out):
+
+    f = student(x)                       train mode, L2-normalised
+    g = teacher(x)                       same augmented batch, no gradient, *train mode* (its
+                                         BatchNorm statistics keep moving)
+    loss = memory.loss(f, y)             e.g. CDSM's hybrid loss (memory/cm_hybrid_v5.py)
+    loss.backward()
+    memory.update(g, y, index)           diversity-sample mining with the teacher's features
+    optimizer.step()
+    teacher <- EMA(student), step t = epoch * iters + i
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+
+import torch
+from tqdm import tqdm
+
+from .errors import NonFiniteLossError
+from .models.mean_teacher import update_teacher
+
+log = logging.getLogger(__name__)
+
+
+def train_one_epoch(student, teacher, memory, loader, optimizer, epoch: int, iters: int,
+                    device="cpu", ema_max_decay: float = 0.999, print_freq: int = 20,
+                    writer=None, progress: bool | None = None) -> dict:
+    """Trains ``iters`` iterations; returns the epoch's mean loss terms and timings.
+
+    Raises NonFiniteLossError (naming the epoch and iteration) when the loss is NaN or infinite.
+    """
+    student.train()
+    teacher.train()
+    sums: dict = defaultdict(float)
+    data_time = batch_time = 0.0
+    lr = optimizer.param_groups[0]["lr"]
+    loader.new_epoch()
+    end = time.perf_counter()
+    bar = tqdm(range(iters), desc=f"epoch {epoch} train", disable=None if progress is None else not progress,
+               leave=False, dynamic_ncols=True)
+    for i in bar:
+        images, targets, _, indexes = loader.next()
+        images = images.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        data_time += time.perf_counter() - end
+
+        features = student(images)
+        with torch.no_grad():
+            teacher_features = teacher(images)
+        loss, parts = memory.loss(features, targets)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"the loss is {loss.item()} at epoch {epoch}, iteration {i + 1}/{iters} (learning "
+                f"rate {lr:g}): training diverged; lower --lr (or check the input images)")
+
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        memory.update(teacher_features, targets, indexes)
+        optimizer.step()
+        update_teacher(student, teacher, epoch * iters + i, ema_max_decay)
+
+        for k, v in parts.items():
+            sums[k] += float(v)
+        batch_time += time.perf_counter() - end
+        end = time.perf_counter()
+        step = epoch * iters + i
+        if writer is not None:
+            for k, v in parts.items():
+                writer.add_scalar(f"train/{k}", float(v), step)
+        bar.set_postfix(loss=f"{float(parts['loss']):.3f}")
+        if print_freq and (i + 1) % print_freq == 0:
+            terms = "  ".join(f"{k} {float(v):.3f} ({sums[k] / (i + 1):.3f})" for k, v in parts.items())
+            log.info(f"Epoch: [{epoch}][{i + 1}/{iters}]  time {batch_time / (i + 1):.3f} s/it  "
+                     f"data {data_time / (i + 1):.3f} s/it  {terms}")
+    bar.close()
+    stats = {k: v / max(iters, 1) for k, v in sums.items()}
+    stats["seconds"] = batch_time
+    return stats

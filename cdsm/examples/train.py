@@ -1,0 +1,368 @@
+"""CDSM training: the original's flags and defaults, the epoch loop top to bottom.
+
+    python examples/train.py -b 128 -a resnet50 -d market1501 --k1 25 --iters 400 --eps 0.45 \
+        --momentum 0.05 --num-instances 8 --mem-instances 4 --hard-weight 0.5 \
+        --pooling-type gem --memorybank CMhybird_v5 --epochs 50 --logs-dir examples/logs/market1501/x
+    python examples/train.py --config configs/market.yml --config configs/smoke.yml --data-dir DIR
+
+``--config FILE`` (repeatable) loads YAML presets as defaults (keys = the flags' names with
+underscores); flags on the command line override them. Each epoch:
+
+  1. extract the teacher's features of the training set (sorted by path)
+  2. k-reciprocal Jaccard distance (common_eval, k1, k2)
+  3. DBSCAN at eps (and eps -+ eps_gap for CMhybrid_v5)
+  4. reliability criterion (CMhybrid_v5)
+  5. build the cluster memory from the teacher's features (core samples for v4/v5)
+  6. pseudo-labelled training set (outliers dropped) and the identity sampler
+  7. train --iters iterations (student, memory update with the teacher, EMA)
+  8. evaluate the teacher, keep the best, write the checkpoint
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from cdsm import datasets, models
+from cdsm.cluster import cluster_features, reliability
+from cdsm.data import build_test_loader, build_train_loader
+from cdsm.errors import CDSMError, CheckpointError, short_message
+from cdsm.evaluation import NATIVE_AP, describe, evaluate_model, extract_features
+from cdsm.memory import create_memory, resolve_name
+from cdsm.memory import names as memory_names
+from cdsm.models import create_teacher
+from cdsm.trainer import train_one_epoch
+from cdsm.utils.checkpoint import FORMAT, load_checkpoint, load_model_state, model_state, save_checkpoint
+from cdsm.utils.logging import run_logging, tensorboard_writer
+from cdsm.utils.seed import get_rng_state, seed_everything, set_rng_state
+from common_eval.results import write_results
+
+log = logging.getLogger("cdsm.train")
+HERE = Path(__file__).resolve().parent
+TARGET = {"market1501": "market", "dukemtmcreid": "duke", "msmt17": "msmt17"}
+NOT_IN_CONFIG = ("config", "resume", "resume_ema")
+
+
+# ------------------------------------------------------------------------------------ flags
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="CDSM: cluster-aware diversity samples mining for unsupervised person re-ID",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", action="append", default=[], metavar="YAML",
+                   help="YAML preset(s) loaded as defaults, in order (e.g. configs/market.yml)")
+    g = p.add_argument_group("data")
+    g.add_argument("-d", "--dataset", type=str, default="dukemtmcreid", choices=datasets.names())
+    g.add_argument("-b", "--batch-size", type=int, default=2)
+    g.add_argument("-j", "--workers", type=int, default=4)
+    g.add_argument("--height", type=int, default=256, help="input height")
+    g.add_argument("--width", type=int, default=128, help="input width")
+    g.add_argument("--num-instances", type=int, default=4,
+                   help="images per pseudo-id in a batch (batch = batch_size / num_instances ids)")
+    g.add_argument("--mem-instances", type=int, default=2, help="marginal proxies per cluster (K)")
+    g.add_argument("--pad", type=int, default=10, help="[added] padding before the random crop")
+    g = p.add_argument_group("cluster")
+    g.add_argument("--eps", type=float, default=0.5, help="DBSCAN radius on the Jaccard distance")
+    g.add_argument("--eps-gap", type=float, default=0.02, help="tight/loose radii eps -+ gap (reliability)")
+    g.add_argument("--k1", type=int, default=30, help="Jaccard distance k1")
+    g.add_argument("--k2", type=int, default=6, help="Jaccard distance k2")
+    g.add_argument("-rho", type=float, default=2e-3, help="unused by the original (kept for its commands)")
+    g.add_argument("--min-samples", type=int, default=4, help="[added] DBSCAN min_samples (original: 4)")
+    g = p.add_argument_group("model")
+    g.add_argument("-a", "--arch", type=str, default="resnet50", choices=models.names())
+    g.add_argument("--pretrained", type=str, default="imagenet",
+                   help="[added] 'imagenet' (torchvision IMAGENET1K_V1), 'none' (random init) or a path")
+    g.add_argument("--features", type=int, default=0, help="embedding size (0: none, 2048-D BN feature)")
+    g.add_argument("--dropout", type=float, default=0)
+    g.add_argument("--smooth", type=float, default=0, help="> 0: label smoothing (epsilon 0.1)")
+    g.add_argument("--hard-weight", type=float, default=0.5, help="weight w of the marginal (hard) term")
+    g.add_argument("--momentum", type=float, default=0.1, help="memory update momentum m")
+    g.add_argument("--pooling-type", type=str, default="gem", choices=("gem", "avg"))
+    g.add_argument("-mb", "--memorybank", type=str, default="CM",
+                   help=f"one of {', '.join(memory_names())} (CMhybrid_v5 = CDSM; 'CMhybird_v5' accepted)")
+    g = p.add_argument_group("optimizer")
+    g.add_argument("--lr", type=float, default=0.00035, help="Adam learning rate")
+    g.add_argument("--weight-decay", type=float, default=5e-4)
+    g.add_argument("--epochs", type=int, default=50)
+    g.add_argument("--iters", type=int, default=400)
+    g.add_argument("--step-size", type=int, default=20, help="StepLR: lr x 0.1 every step-size epochs")
+    g.add_argument("--ema-decay", type=float, default=0.999, help="[added] largest mean-teacher decay")
+    g = p.add_argument_group("training")
+    g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--print-freq", type=int, default=20)
+    g.add_argument("--eval-step", type=int, default=1)
+    g.add_argument("--temp", type=float, default=0.05, help="temperature tau")
+    g.add_argument("--device", type=str, default="auto", help="[added] auto, cpu, cuda, cuda:N")
+    g.add_argument("--num-threads", type=int, default=None, help="[added] torch CPU threads")
+    g.add_argument("--scale", type=str, default="paper", choices=("paper", "smoke"),
+                   help="[added] recorded in results.json")
+    g.add_argument("--no-progress", action="store_true", help="[added] no tqdm bars")
+    g = p.add_argument_group("paths")
+    g.add_argument("--data-dir", type=str, metavar="PATH", default=str(HERE / "data"),
+                   help="folder holding Market-1501-v15.09.15/ etc. (or <name>/<folder> as the original)")
+    g.add_argument("--logs-dir", type=str, metavar="PATH", default=str(HERE / "logs"))
+    g.add_argument("--resume", type=str, metavar="PATH", default="",
+                   help="checkpoint.pth.tar of a run to continue (original CDSM checkpoint: student weights)")
+    g.add_argument("--resume-ema", type=str, metavar="PATH", default="",
+                   help="an original CDSM checkpoint whose weights initialise the teacher")
+    return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = build_parser()
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", action="append", default=[])
+    known, _ = pre.parse_known_args(argv)
+    dests = {a.dest for a in parser._actions}
+    defaults = {}
+    for path in known.config:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            parser.error(f"cannot read --config {path}: {exc}")
+        if not isinstance(data, dict):
+            parser.error(f"--config {path}: expected a mapping of flag: value")
+        for key, value in data.items():
+            dest = str(key).replace("-", "_")
+            if dest not in dests or dest in NOT_IN_CONFIG:
+                parser.error(f"--config {path}: unknown key '{key}'")
+            defaults[dest] = value
+    parser.set_defaults(**defaults)
+    args = parser.parse_args(argv)
+    try:
+        args.memorybank, args.memorybank_note = resolve_name(args.memorybank)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.eps_gap >= args.eps or args.eps + args.eps_gap >= 1:
+        parser.error(f"--eps {args.eps} and --eps-gap {args.eps_gap} must satisfy 0 < eps - gap and "
+                     "eps + gap < 1")
+    return args
+
+
+# ---------------------------------------------------------------------------------- helpers
+def epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_optimizer(model, args):
+    # one parameter group per tensor, as the original
+    params = [{"params": [p]} for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=args.lr, weight_decay=args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.step_size, gamma=0.1)
+    return optimizer, scheduler
+
+
+def config_of(args) -> dict:
+    return {k: v for k, v in vars(args).items() if k not in NOT_IN_CONFIG and k != "memorybank_note"}
+
+
+# ------------------------------------------------------------------------------------- run
+def run(args, argv) -> int:
+    start = time.perf_counter()
+    logs_dir = Path(args.logs_dir)
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    seed_everything(args.seed)
+    device = pick_device(args.device)
+    progress = False if args.no_progress else None
+    log.info(f"==========\nArgs: {json.dumps(vars(args), indent=1, default=str)}\n==========")
+    if args.memorybank_note:
+        log.warning(f"WARNING: {args.memorybank_note}")
+    if args.num_instances > 0 and args.batch_size % args.num_instances:
+        log.warning(f"WARNING: batch size {args.batch_size} is not a multiple of --num-instances "
+                    f"{args.num_instances}")
+    (logs_dir / "config.yaml").write_text(yaml.safe_dump(config_of(args), sort_keys=True))
+
+    # data
+    dataset = datasets.create(args.dataset, args.data_dir)
+    train = dataset.train  # sorted by path; features, labels and reliability are indexed by it
+    pin = device.type == "cuda"
+    size = (args.height, args.width, args.batch_size, args.workers, pin)
+    cluster_loader = build_test_loader(train, *size)
+    query_loader = build_test_loader(dataset.query, *size)
+    gallery_loader = build_test_loader(dataset.gallery, *size)
+
+    # student and mean teacher
+    student = models.create(args.arch, pretrained=args.pretrained, pooling_type=args.pooling_type,
+                            num_features=args.features, dropout=args.dropout)
+    teacher = create_teacher(student)
+    student.to(device)
+    teacher.to(device)
+    optimizer, scheduler = build_optimizer(student, args)
+
+    start_epoch, best, best_epoch, last, initial, history, elapsed = 0, None, -1, None, None, [], 0.0
+    resumed = None
+    if args.resume:
+        ckpt = load_checkpoint(args.resume)
+        if ckpt.get("format") == FORMAT:
+            load_model_state(student, ckpt["student"], args.resume)
+            load_model_state(teacher, ckpt["teacher"], args.resume)
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            start_epoch, best, best_epoch = ckpt["epoch"], ckpt["best"], ckpt["best_epoch"]
+            last = ckpt["last"]
+            initial, history, elapsed = ckpt["initial"], list(ckpt["history"]), float(ckpt["elapsed"])
+            resumed = ckpt
+            log.info(f"==> resumed from {args.resume}: {start_epoch} epoch(s) done, best mAP "
+                     f"{best['mAP'] if best else float('nan'):.1f} (epoch {best_epoch})")
+        else:  # an original CDSM checkpoint: weights (and epoch) only
+            load_model_state(student, model_state(ckpt, "student"), args.resume)
+            start_epoch = int(ckpt.get("epoch", 0))
+            log.warning(f"WARNING: {args.resume} is an original CDSM checkpoint: it restores the "
+                        "student's weights and the epoch only (no optimizer, teacher or RNG state)")
+    if args.resume_ema:
+        load_model_state(teacher, model_state(load_checkpoint(args.resume_ema), "teacher"), args.resume_ema)
+        log.info(f"==> teacher weights from {args.resume_ema}")
+
+    writer = tensorboard_writer(logs_dir)
+    if initial is None:
+        t0 = time.perf_counter()
+        result = evaluate_model(teacher, query_loader, gallery_loader, dataset.query, dataset.gallery,
+                                device, progress=progress)
+        initial = result.metrics("stepwise")
+        log.info(f"==> initial model (before training): {describe(result)}  "
+                 f"({time.perf_counter() - t0:.1f} s)")
+        writer.add_scalar("eval/mAP", initial["mAP"], 0)
+        writer.add_scalar("eval/rank1", initial["rank1"], 0)
+    if resumed is not None:
+        set_rng_state(resumed["rng"])  # last: everything above may have drawn random numbers
+
+    memory = labels = None
+    for epoch in range(start_epoch, args.epochs):
+        lr = optimizer.param_groups[0]["lr"]
+        # 1. teacher features of the training set
+        t0 = time.perf_counter()
+        features = extract_features(teacher, cluster_loader, device, f"epoch {epoch} extract", progress)
+        t_extract = time.perf_counter() - t0
+
+        # 2-3. Jaccard distance, DBSCAN at eps (and eps -+ gap for the reliability criterion)
+        t0 = time.perf_counter()
+        v5 = args.memorybank == "CMhybrid_v5"
+        clustering = cluster_features(features.numpy(), args.eps, args.min_samples, args.k1, args.k2,
+                                      args.eps_gap if v5 else None, epoch=epoch)
+        labels, num_clusters = clustering.labels, clustering.num_clusters
+
+        # 4. reliability criterion
+        rel = reliability(labels, clustering.labels_tight, clustering.labels_loose) if v5 else None
+
+        # 5. cluster memory, from the teacher's features
+        memory = create_memory(args.memorybank, student.num_features, num_clusters, temp=args.temp,
+                               momentum=args.momentum, smooth=args.smooth, mem_instances=args.mem_instances,
+                               hard_weight=args.hard_weight).to(device)
+        memory.initialise(features.to(device), labels, clustering.core_indices,
+                          rng=np.random.default_rng(epoch_seed(args.seed, epoch)))
+        if v5:
+            memory.set_reliability(rel.r_comp, rel.r_indep, rel.thr_comp, rel.thr_indep)
+        t_cluster = time.perf_counter() - t0
+        reliable = rel.num_reliable if rel is not None else None
+        extra = ""
+        if v5:
+            tight, loose = clustering.labels_tight.max() + 1, clustering.labels_loose.max() + 1
+            extra = f", tight/loose {tight}/{loose} clusters"
+        log.info(f"==> epoch {epoch}: {num_clusters} clusters, {clustering.num_outliers}/{len(labels)} "
+                 f"outliers, {reliable if reliable is not None else 'n/a'} reliable samples{extra}; "
+                 f"lr {lr:g}")
+
+        # 6. pseudo-labelled training set (outliers dropped), identity sampler
+        items = [(path, int(y), cam, i) for i, ((path, _, cam), y) in enumerate(zip(train, labels)) if y >= 0]
+        train_loader = build_train_loader(items, args.height, args.width, args.batch_size, args.num_instances,
+                                          args.iters, args.workers, seed=epoch_seed(args.seed, epoch),
+                                          pad=args.pad, pin_memory=pin)
+
+        # 7. train
+        stats = train_one_epoch(student, teacher, memory, train_loader, optimizer, epoch, args.iters, device,
+                                ema_max_decay=args.ema_decay, print_freq=args.print_freq, writer=writer,
+                                progress=progress)
+        log.info(f"==> epoch {epoch}: time extract {t_extract:.1f} s, cluster {t_cluster:.1f} s, "
+                 f"train {stats['seconds']:.1f} s; mean loss {stats['loss']:.3f}")
+
+        # 8. evaluate the teacher, keep the best (the original reports the best epoch on the test set)
+        record = {"epoch": epoch, "clusters": num_clusters, "outliers": clustering.num_outliers,
+                  "reliable": reliable, "lr": lr, "loss": stats["loss"], "extract_s": round(t_extract, 2),
+                  "cluster_s": round(t_cluster, 2), "train_s": round(stats["seconds"], 2)}
+        is_best = False
+        if (epoch + 1) % args.eval_step == 0 or epoch == args.epochs - 1:
+            t0 = time.perf_counter()
+            result = evaluate_model(teacher, query_loader, gallery_loader, dataset.query, dataset.gallery,
+                                    device, progress=progress)
+            metrics = last = result.metrics("stepwise")
+            is_best = best is None or metrics["mAP"] > best["mAP"]
+            if is_best:
+                best, best_epoch = metrics, epoch
+            record.update({"mAP": metrics["mAP"], "rank1": metrics["rank1"],
+                           "eval_s": round(time.perf_counter() - t0, 2)})
+            writer.add_scalar("eval/mAP", metrics["mAP"], epoch + 1)
+            writer.add_scalar("eval/rank1", metrics["rank1"], epoch + 1)
+            log.info(f" * Finished epoch {epoch:3d}  teacher {describe(result)}  best mAP {best['mAP']:.1f} "
+                     f"(epoch {best_epoch}){' *' if is_best else ''}")
+        history.append(record)
+        for key in ("clusters", "outliers", "reliable"):
+            if record[key] is not None:
+                writer.add_scalar(f"cluster/{key}", record[key], epoch)
+        writer.add_scalar("train/lr", lr, epoch)
+        for key in ("extract_s", "cluster_s", "train_s"):
+            writer.add_scalar(f"time/{key[:-2]}", record[key], epoch)
+        writer.flush()
+        scheduler.step()
+
+        state = {"format": FORMAT, "epoch": epoch + 1, "student": student.state_dict(),
+                 "teacher": teacher.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "best": best, "best_epoch": best_epoch, "last": last,
+                 "initial": initial, "history": history,
+                 "memory": {"name": memory.name, "num_clusters": num_clusters, "state": memory.state_dict()},
+                 "pseudo_labels": torch.from_numpy(labels), "rng": get_rng_state(),
+                 "elapsed": elapsed + time.perf_counter() - start, "args": config_of(args)}
+        save_checkpoint(state, logs_dir / "checkpoint.pth.tar")
+        if is_best:
+            save_checkpoint({"format": FORMAT, "epoch": epoch + 1, "teacher": teacher.state_dict(),
+                             "metrics": best, "args": config_of(args)}, logs_dir / "model_best.pth.tar")
+    writer.close()
+
+    if best is None:
+        raise CheckpointError(f"nothing to report: the run has no evaluated epoch (--epochs {args.epochs})")
+    wall = elapsed + time.perf_counter() - start
+    native = dict(best, ap=NATIVE_AP)
+    write_results(logs_dir, method="cdsm", target=TARGET[args.dataset], scale=args.scale, common=best,
+                  native=native, initial=initial, epochs=args.epochs, wall_seconds=wall,
+                  command="python examples/train.py " + " ".join(argv), config=config_of(args),
+                  selection="best-on-test", last=last,
+                  variant=None if args.memorybank == "CMhybrid_v5" else args.memorybank,
+                  best_epoch=best_epoch, history=history,
+                  native_note="CDSM computes step-wise AP (sklearn >= 0.19 average_precision_score), "
+                              "the common flavour: native = common")
+    log.info(f"==> best epoch {best_epoch}: mAP {best['mAP']:.1f} rank-1 {best['rank1']:.1f} "
+             f"(initial mAP {initial['mAP']:.1f}); last epoch mAP {last['mAP']:.1f}; "
+             f"wall {wall:.1f} s; results in {logs_dir / 'results.json'}")
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    Path(args.logs_dir).mkdir(parents=True, exist_ok=True)
+    with run_logging(args.logs_dir, append=bool(args.resume)):
+        try:
+            return run(args, argv)
+        except CDSMError as exc:
+            log.error(f"error: {short_message(exc)}")
+            print(f"error: {short_message(exc)}", file=sys.stderr)
+            return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

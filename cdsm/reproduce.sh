@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# CDSM's adapter, called by ../reproduce.sh (see ../CONTRIBUTING.md):
+#
+#   cdsm/reproduce.sh TARGET --data-root DIR --logs-dir DIR [--smoke] [-- train.py flags]
+#
+# TARGET: market | duke | msmt17 -> configs/<TARGET>.yml (the original README's command);
+# --smoke adds configs/smoke.yml (CPU preset for the synthetic benchmark). Runs
+# examples/train.py inside cdsm/ with --data-dir/--logs-dir; flags after -- come last and
+# override everything.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PY="${CDSM_PYTHON:-$HERE/../.venv/bin/python}"
+
+die() { echo "cdsm/reproduce.sh: $*" >&2; exit 2; }
+
+[[ $# -ge 1 ]] || die "usage: cdsm/reproduce.sh market|duke|msmt17 --data-root DIR --logs-dir DIR [--smoke] [-- flags]"
+target="$1"; shift
+case "$target" in
+  market|duke|msmt17) ;;
+  *) die "cdsm reports market, duke and msmt17, not '$target'" ;;
+esac
+
+data_root="" logs="" smoke=0 pass=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; data_root="$2"; shift 2 ;;
+    --data-root=*) data_root="${1#*=}"; shift ;;
+    --logs-dir) [[ $# -ge 2 ]] || die "--logs-dir needs a folder"; logs="$2"; shift 2 ;;
+    --logs-dir=*) logs="${1#*=}"; shift ;;
+    --smoke) smoke=1; shift ;;
+    --) shift; pass=("$@"); break ;;
+    *) die "unknown option '$1' (cdsm has no method options; put train.py flags after --)" ;;
+  esac
+done
+
+[[ -x "$PY" ]] || die "no Python at $PY; run ./reproduce.sh setup first (or set CDSM_PYTHON)"
+cmd=("$PY" examples/train.py --config "configs/$target.yml")
+[[ $smoke == 1 ]] && cmd+=(--config configs/smoke.yml)
+[[ -n "$data_root" ]] && cmd+=(--data-dir "$(realpath -m "$data_root")")
+[[ -n "$logs" ]] && cmd+=(--logs-dir "$(realpath -m "$logs")")
+cd "$HERE"
+exec "${cmd[@]}" "${pass[@]}"
