@@ -38,3 +38,9 @@ def import_train_script():
         sys.path.insert(0, str(EXAMPLES))
     import train  # noqa: PLC0415
     return train
+
+
+def pytest_configure(config):
+    # Keras 3.15's own convert_to_numpy on TF variables under NumPy 2 (not ours; thousands per run)
+    config.addinivalue_line(
+        "filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# PUL adapter, called by ../reproduce.sh:
+#   pul/reproduce.sh TARGET --data-root DIR --logs-dir DIR --source SOURCE --source-root DIR
+#                    [--smoke] [train.py options, e.g. --selection paper, --mode semi, --resume]
+#                    -- [train.py flags]
+# Trains the baseline on SOURCE into LOGS/baseline/ (a finished one there with the same settings
+# is reused), then runs PUL on TARGET; writes LOGS/results.json. Presets: configs/TARGET.yaml
+# (the original's K for that target) and, with --smoke, configs/smoke.yaml.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+PY="${PYTHON:-$ROOT/.venv/bin/python}"
+die() { echo "pul/reproduce.sh: $*" >&2; exit 2; }
+
+[[ $# -ge 1 && "$1" != -* ]] || die "usage: pul/reproduce.sh TARGET --data-root DIR --logs-dir DIR --source SOURCE --source-root DIR [--smoke] [-- train.py flags]"
+target="$1"; shift
+data_root="" logs="" source="" source_root="" smoke=0 opts=() pass=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --data-root) data_root="$2"; shift 2 ;;
+    --logs-dir) logs="$2"; shift 2 ;;
+    --source) source="$2"; shift 2 ;;
+    --source-root) source_root="$2"; shift 2 ;;
+    --smoke) smoke=1; shift ;;
+    --) shift; pass=("$@"); break ;;
+    *) opts+=("$1"); shift ;;
+  esac
+done
+declare -A PRESET=([market]=market [market1501]=market [duke]=duke [dukemtmcreid]=duke [cuhk03]=cuhk03)
+[[ -n "${PRESET[$target]:-}" ]] || die "PUL does not support target '$target' (valid: market duke cuhk03)"
+[[ -n "$source" ]] || die "PUL needs a labelled source dataset: --source NAME --source-root DIR"
+[[ -n "${PRESET[$source]:-}" ]] || die "PUL does not support source '$source' (valid: market duke cuhk03)"
+[[ -n "$data_root" && -n "$logs" ]] || die "--data-root and --logs-dir are required"
+source_root="${source_root:-$data_root}"
+abspath() { (mkdir -p "$1" 2>/dev/null || true; cd "$1" 2>/dev/null && pwd) || echo "$1"; }
+data_root="$(cd "$data_root" && pwd)" || die "data root '$data_root' does not exist"
+source_root="$(cd "$source_root" && pwd)" || die "source root '$source_root' does not exist"
+logs="$(abspath "$logs")"
+
+configs=(--config "configs/${PRESET[$target]}.yaml")
+[[ $smoke == 1 ]] && configs+=(--config configs/smoke.yaml)
+cd "$HERE"
+export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" KERAS_BACKEND=tensorflow
+exec "$PY" examples/train.py "${configs[@]}" --mode unsupervised --dataset "$target" --data-root "$data_root" \
+  --source "$source" --source-root "$source_root" --logs-dir "$logs" "${opts[@]}" "${pass[@]}"
