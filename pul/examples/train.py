@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--arch", choices=("resnet50", "resnet18"), default="resnet50",
                    help="resnet50 = Keras' ResNet50 (the original); resnet18 = the CPU smoke backbone")
     g.add_argument("--pretrained", default="imagenet",
-                   help="'imagenet' (Keras cache, downloaded if online), 'none' (random init) or a weights file")
+                   help="'imagenet' (Keras cache, downloaded if online), 'none' (random init) or a "
+                        "weights file")
     g.add_argument("--height", type=int, default=224)
     g.add_argument("--width", type=int, default=224)
     g.add_argument("--last-stride", type=int, default=2, choices=(1, 2), help="resnet18 only")
@@ -134,7 +135,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(str(exc))
     if args.source and args.source == args.dataset and args.mode != "baseline":
         parser.error("--source and --dataset must differ: PUL adapts a source model to another target")
-    for name in ("batch_size", "baseline_epochs", "iterations", "epochs", "height", "width", "eval_batch_size"):
+    for name in ("batch_size", "baseline_epochs", "iterations", "epochs", "height", "width",
+                 "eval_batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if not 0 <= args.dropout < 1:
@@ -257,16 +259,18 @@ def run_baseline(args, folder: Path, dataset_name: str, data_root: str, scalars=
         else:
             weights = resolve_pretrained(args.pretrained, args.arch)
             backbone = build_backbone(args.arch, (*size, 3), weights, args.last_stride)
-            model = compile_classifier(add_classifier(backbone, num_classes, seed=args.seed, dropout=args.dropout),
-                                       args.baseline_lr, args.momentum)
-    print(f"   {len(images)} images, {num_classes} classes, {steps} steps/epoch, {args.baseline_epochs} epochs")
+            head = add_classifier(backbone, num_classes, seed=args.seed, dropout=args.dropout)
+            model = compile_classifier(head, args.baseline_lr, args.momentum)
+    print(f"   {len(images)} images, {num_classes} classes, {steps} steps/epoch, "
+          f"{args.baseline_epochs} epochs")
 
     def epoch_done(epoch, logs):
         save_model(model, last)
         state.save({"stage": "baseline", "epoch_done": epoch, "settings": settings,
                     "wall_seconds": wall_before + time.time() - t_start})
         if scalars is not None:
-            scalars.log(epoch, **{"baseline/loss": logs.get("loss"), "baseline/accuracy": logs.get("accuracy"),
+            scalars.log(epoch, **{"baseline/loss": logs.get("loss"),
+                                  "baseline/accuracy": logs.get("accuracy"),
                                   "baseline/lr": float(model.optimizer.learning_rate.numpy())})
 
     fit(model, stream, args.baseline_epochs, steps, start_epoch, seed_parts=(args.seed, 0, 0),
@@ -326,7 +330,8 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
     t_start = time.time()
     semi = args.mode == "semi"
     E = args.epochs
-    print(f"==> PUL ({'semi-supervised' if semi else 'unsupervised'}) on {args.dataset}, from {baseline_path}")
+    kind = "semi-supervised" if semi else "unsupervised"
+    print(f"==> PUL ({kind}) on {args.dataset}, from {baseline_path}")
     ds = load_dataset(args.dataset, args.data_root, args.mode)
     size = (args.height, args.width)
     images = load_images([r[0] for r in ds.train], size, not args.no_progress, "loading target", args.workers)
@@ -336,7 +341,8 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
         pool, known = np.flatnonzero(known_labels == -1), np.flatnonzero(known_labels >= 0)
         n_known_ids = int(known_labels.max()) + 1 if len(known) else 0
         if len(pool) == 0:
-            raise PULError(f"semi: all {ds.num_train_ids} target identities are known (--known {args.known}); "
+            raise PULError(f"semi: all {ds.num_train_ids} target identities are known "
+                           f"(--known {args.known}); "
                            "nothing is left to cluster")
     else:
         known_labels = None
@@ -345,8 +351,8 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
     width = args.num_ids if semi else K  # classifier width: NUM_IDS (semi) or K
     if semi and width < n_known_ids + K:
         raise PULError(f"--num-ids {width} is smaller than the known identities ({n_known_ids}) + K ({K})")
-    print(f"   K = {K} clusters on {len(pool)} images" + (f", {len(known)} known images of {n_known_ids} "
-                                                         f"identities, classifier width {width}" if semi else ""))
+    extra = f", {len(known)} known images of {n_known_ids} identities, classifier width {width}"
+    print(f"   K = {K} clusters on {len(pool)} images" + (extra if semi else ""))
     eval_cache = {} if args.cache_eval_images else None
     strategy = distribution_strategy()
     ckpt_dir = logs / "checkpoints"
@@ -358,7 +364,8 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
     if args.resume and state.exists():
         st = state.load()
         if st.get("baseline") != str(baseline_path):
-            raise PULError(f"--resume: the run in {logs} started from {st.get('baseline')}, not {baseline_path}")
+            raise PULError(f"--resume: the run in {logs} started from {st.get('baseline')}, "
+                           f"not {baseline_path}")
         if st.get("K") != K:
             raise PULError(f"--resume: the run in {logs} used K = {st.get('K')}, now K = {K}")
         print(f"=> resuming after iteration {st['iteration']}" if st["finished"] else
@@ -389,7 +396,8 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
     wall_before = float(st.get("wall_seconds", 0.0)) if st else 0.0
 
     def save_state(t, epoch_done, finished, current):
-        best = max((h for h in history if "eval" in h), key=lambda h: h["eval"]["native"]["mAP"], default=None)
+        best = max((h for h in history if "eval" in h), key=lambda h: h["eval"]["native"]["mAP"],
+                   default=None)
         state.save({"stage": "pul", "iteration": t, "epoch_done": epoch_done, "finished": finished,
                     "current": current, "baseline": str(baseline_path), "K": K, "initial": initial,
                     "history": history, "best": best,
@@ -429,7 +437,8 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
             rel = pool[sel.indices]
             info = {"selected": sel.num_selected, "clusters_used": sel.num_clusters_used,
                     **pseudo_label_quality(true_pids[rel], sel.labels)}
-            print(f"   reliable images: {sel.num_selected}/{len(pool)} in {sel.num_clusters_used}/{K} clusters "
+            print(f"   reliable images: {sel.num_selected}/{len(pool)} in {sel.num_clusters_used}/{K} "
+                  f"clusters "
                   f"(lambda {args.lam}, rule '{args.selection}'); vs true ids (diagnostic only): "
                   f"ARI {info['ari']:.3f}, pair precision {info['pair_precision']:.3f}")
             # ---- 7. training set: reliable images with one-hot(K) labels (semi: + the known images)
@@ -462,7 +471,8 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
         def epoch_done(epoch, logs_, t=t, info=info, model_=model):
             save_model_atomic(model_, last)
             save_state(t, epoch, False, info)
-            scalars.log((t - 1) * E + epoch, **{"pul/loss": logs_.get("loss"), "pul/accuracy": logs_.get("accuracy"),
+            scalars.log((t - 1) * E + epoch, **{"pul/loss": logs_.get("loss"),
+                                               "pul/accuracy": logs_.get("accuracy"),
                                                "pul/lr": float(model_.optimizer.learning_rate.numpy())})
 
         fit(model, stream, E, steps, start_epoch, seed_parts=(args.seed, 1, t), on_epoch_done=epoch_done,

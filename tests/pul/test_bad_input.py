@@ -5,7 +5,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import EXAMPLES, PUL_DIR, import_train_script
 
 
@@ -17,7 +16,8 @@ def run_main(argv, capsys):
 
 def test_missing_dataset(tmp_path, capsys):
     rc, out = run_main(["--mode", "baseline", "--dataset", "duke", "--data-root", str(tmp_path),
-                        "--logs-dir", str(tmp_path / "logs"), "--pretrained", "none", "--no-progress"], capsys)
+                        "--logs-dir", str(tmp_path / "logs"), "--pretrained", "none", "--no-progress"],
+                       capsys)
     assert rc == 2
     assert "error: dataset folder" in out and "DukeMTMC-reID" in out and "bounding_box_train/" in out
     assert (tmp_path / "logs" / "log.txt").read_text().count("error: dataset folder") == 1
@@ -73,15 +73,17 @@ def test_nan_loss_stops_with_a_message_and_saves_nothing():
     targets = np.eye(3, dtype=np.float32)[np.arange(20) % 3]
     targets[7] = np.nan                                     # poisons the batch holding image 7
     saved = []
-    with pytest.raises(TrainingDivergedError, match=r"loss became nan during PUL iteration 4, epoch 1, step \d.*--lr"):
+    msg = r"loss became nan during PUL iteration 4, epoch 1, step \d.*--lr"
+    with pytest.raises(TrainingDivergedError, match=msg):
         fit(model, BatchStream(imgs, targets, 16, seed=(0,)), epochs=2, steps=3,
             on_epoch_done=lambda e, logs: saved.append(e), where="PUL iteration 4", verbose=0)
     assert saved == []
 
 
 def test_pul_never_imports_torch():
-    code = ("import sys; sys.path.insert(0, %r)\n" % str(EXAMPLES) +
-            "import pul, pul.model, pul.selection, pul.evaluation, pul.training, pul.checkpoint, pul.datasets\n"
+    code = (f"import sys; sys.path.insert(0, {str(EXAMPLES)!r})\n"
+            "import pul, pul.model, pul.selection, pul.evaluation, pul.training, pul.checkpoint\n"
+            "import pul.datasets\n"
             "import pul.convert_cuhk03, train\n"
             "from pul.model import build_backbone, add_classifier, compile_classifier\n"
             "import numpy as np\n"

@@ -68,7 +68,8 @@ def test_no_count_warning_for_synthetic_folders(tiny_data):
 def test_bad_names_and_missing_folders(tmp_path, tiny_data):
     with pytest.raises(DatasetError, match="does not exist"):
         init_dataset("market", tmp_path / "nowhere")
-    with pytest.raises(DatasetError, match=r"Market-1501-v15.09.15.*bounding_box_train/, bounding_box_test/, query/"):
+    with pytest.raises(DatasetError,
+                       match=r"Market-1501-v15.09.15.*bounding_box_train/, bounding_box_test/, query/"):
         init_dataset("market", tmp_path)
     copy = tmp_path / "copy"
     shutil.copytree(tiny_data / "a" / "DukeMTMC-reID", copy / "DukeMTMC-reID")
@@ -79,13 +80,15 @@ def test_bad_names_and_missing_folders(tmp_path, tiny_data):
     with pytest.raises(DatasetError, match="holds no image"):
         init_dataset("duke", copy)
     (copy / "DukeMTMC-reID" / "query" / "person12.jpg").write_bytes(b"")
-    with pytest.raises(DatasetError, match=r"person12.jpg' does not follow the naming rule PPPP_cC_fFFFFFFF.jpg"):
+    with pytest.raises(DatasetError,
+                       match=r"person12.jpg' does not follow the naming rule PPPP_cC_fFFFFFFF.jpg"):
         init_dataset("duke", copy)
 
 
 def test_factory_names():
     assert canonical_name("Market") == "market1501" and canonical_name("duke") == "dukemtmcreid"
-    with pytest.raises(DatasetError, match="unknown dataset 'markett'; valid: market1501, dukemtmcreid, cuhk03"):
+    with pytest.raises(DatasetError,
+                       match="unknown dataset 'markett'; valid: market1501, dukemtmcreid, cuhk03"):
         canonical_name("markett")
 
 

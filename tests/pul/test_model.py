@@ -2,8 +2,16 @@
 import numpy as np
 import pytest
 
-from pul.model import (FEATURE_LAYER, RESNET50_NOTOP, PretrainedWeightsError, add_classifier,
-                       build_backbone, compile_classifier, feature_model, resolve_pretrained)
+from pul.model import (
+    FEATURE_LAYER,
+    RESNET50_NOTOP,
+    PretrainedWeightsError,
+    add_classifier,
+    build_backbone,
+    compile_classifier,
+    feature_model,
+    resolve_pretrained,
+)
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,16 @@ import scipy.ndimage as ndi
 from PIL import Image
 
 from pul.data import BatchStream, steps_per_epoch
-from pul.preprocessing import (CAFFE_MEAN_BGR, ImageLoadError, affine_matrix, caffe_preprocess,
-                               draw_affine_params, load_image, load_images, warp_nearest)
+from pul.preprocessing import (
+    CAFFE_MEAN_BGR,
+    ImageLoadError,
+    affine_matrix,
+    caffe_preprocess,
+    draw_affine_params,
+    load_image,
+    load_images,
+    warp_nearest,
+)
 
 
 def ramp(h, w):

@@ -111,7 +111,8 @@ def find_folder(root, folder_name: str, subfolders) -> Path:
         return root
     subs = ", ".join(s + "/" for s in subfolders)
     raise DatasetError(f"dataset folder '{root / folder_name}' not found: put the official "
-                       f"'{folder_name}/' (with {subs}) under the data root '{root}' (--data-root / REID_DATA)")
+                       f"'{folder_name}/' (with {subs}) under the data root '{root}' "
+                       "(--data-root / REID_DATA)")
 
 
 def read_split(folder: Path, sub: str, pattern: re.Pattern, expected: str, drop_junk: bool,
