@@ -40,7 +40,7 @@ from cdsm.memory import names as memory_names
 from cdsm.models import create_teacher
 from cdsm.trainer import train_one_epoch
 from cdsm.utils.checkpoint import FORMAT, load_checkpoint, load_model_state, model_state, save_checkpoint
-from cdsm.utils.logging import run_logging, tensorboard_writer
+from cdsm.utils.logging import report_error, run_logging, tensorboard_writer
 from cdsm.utils.seed import get_rng_state, seed_everything, set_rng_state
 from common_eval.results import write_results
 
@@ -359,8 +359,7 @@ def main(argv=None) -> int:
         try:
             return run(args, argv)
         except CDSMError as exc:
-            log.error(f"error: {short_message(exc)}")
-            print(f"error: {short_message(exc)}", file=sys.stderr)
+            report_error(f"error: {short_message(exc)}")
             return 2
 
 

@@ -108,7 +108,8 @@ def find_dataset_folder(data_dir: Path, name: str, folder: str, layout_help: str
 def require_dirs(root: Path, names) -> None:
     missing = [n for n in names if not (root / n).is_dir()]
     if missing:
-        raise DatasetError(f"{root} is not a complete dataset folder: missing {', '.join(missing)}/")
+        folders = ", ".join(m + "/" for m in missing)
+        raise DatasetError(f"{root} is not a complete dataset folder: missing {folders}")
 
 
 def parse_market_style(directory: Path, pattern: str, num_cams: int) -> list[Item]:

@@ -63,6 +63,13 @@ def run_logging(logs_dir, filename: str = "log.txt", append: bool = False, level
         file.close()
 
 
+def report_error(message: str) -> None:
+    """Prints ``message`` on stderr and, inside ``run_logging``, also into log.txt."""
+    print(message, file=sys.stderr)
+    if isinstance(sys.stdout, Tee):
+        sys.stdout.file.write(message + "\n")
+
+
 def console_logging(level=logging.INFO) -> None:
     """The ``cdsm`` loggers print plain messages to stdout (for scripts without a log folder)."""
     logger = logging.getLogger("cdsm")

@@ -1,0 +1,51 @@
+"""Jaccard + DBSCAN: the sparse distance gives the dense result; no cluster is a clear error."""
+import numpy as np
+import pytest
+
+from cdsm.cluster import cluster_features, run_dbscan
+from cdsm.errors import NoClusterError
+from common_eval import jaccard_distance
+
+
+def blobs(seed=0, ids=8, per=6, dim=16, noise=0.15):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(ids, dim))
+    x = np.repeat(centres, per, axis=0) + noise * rng.normal(size=(ids * per, dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32), np.repeat(np.arange(ids), per)
+
+
+@pytest.mark.parametrize("eps", [0.3, 0.5, 0.7])
+def test_sparse_jaccard_dbscan_equals_dense(eps):
+    x, _ = blobs()
+    sparse_labels, sparse_core = run_dbscan(jaccard_distance(x, k1=10, k2=3), eps, 4)
+    dense_labels, dense_core = run_dbscan(jaccard_distance(x, k1=10, k2=3, output="dense"), eps, 4)
+    assert np.array_equal(sparse_labels, dense_labels) and np.array_equal(sparse_core, dense_core)
+
+
+def test_three_radii_and_core_samples():
+    x, truth = blobs()
+    c = cluster_features(x, eps=0.5, min_samples=4, k1=10, k2=3, eps_gap=0.02)
+    assert c.num_clusters == 8 and c.num_outliers == 0
+    assert c.labels_tight is not None and c.labels_loose is not None
+    # clusters follow the identities here
+    for k in range(8):
+        assert len(set(c.labels[truth == k])) == 1
+    assert np.all(np.diff(c.core_indices) > 0)
+    only = cluster_features(x, eps=0.5, min_samples=4, k1=10, k2=3, eps_gap=None)
+    assert only.labels_tight is None and np.array_equal(only.labels, c.labels)
+
+
+def test_no_cluster_is_a_clear_error():
+    x, _ = blobs()
+    with pytest.raises(NoClusterError) as err:
+        cluster_features(x, eps=0.5, min_samples=100, k1=10, k2=3, epoch=3)
+    msg = str(err.value)
+    assert "found no cluster among the 48 training images at epoch 3" in msg
+    assert "--eps" in msg and "--min-samples" in msg
+
+
+def test_eps_range_is_checked():
+    x, _ = blobs()
+    with pytest.raises(ValueError, match="below 1"):
+        cluster_features(x, eps=0.99, eps_gap=0.02)
