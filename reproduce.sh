@@ -10,14 +10,16 @@
 #   ./reproduce.sh table [LOGDIR]         every results.json under LOGDIR (default logs/) as Markdown
 #
 # Options: --smoke (CPU preset on the synthetic benchmark), --data-root DIR (default $REID_DATA,
-# else ./data), --logs-dir DIR (default ./logs); method options (e.g. ccc's --cluster) are passed on.
+# else ./data), --logs-dir DIR (default $REID_LOGS, else ./logs); method options (e.g. ccc's
+# --cluster) are passed on.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
 METHODS=(pul buc cdsm ccc auxusl)
-SYNTHETIC="$ROOT/data/synthetic"
+SYNTHETIC="${REID_SYNTHETIC:-$ROOT/data/synthetic}"   # the synthetic benchmark (demo, --smoke)
+LOGS="${REID_LOGS:-$ROOT/logs}"
 
 # dataset short name -> folder under the data root
 declare -A FOLDER=(
@@ -49,6 +51,8 @@ stamp_of() {
 }
 
 setup() {
+  # a Docker image is set up at build time with its method's stack only
+  [[ -f "$VENV/.reproduce-image" ]] && return 0
   local stamp
   stamp="$(stamp_of)"
   if [[ -x "$PY" && -f "$VENV/.reproduce-stamp" && "$(cat "$VENV/.reproduce-stamp")" == "$stamp" ]] \
@@ -88,8 +92,7 @@ run_tests() {
   done
   setup
   local folders=(common_eval) m
-  for m in "${METHODS[@]}"; do [[ -d "$ROOT/tests/$m" ]] && folders+=("$m"); done
-  [[ -d "$ROOT/tests/repo" ]] && folders+=(repo)
+  for m in "${METHODS[@]}" repo docker; do [[ -d "$ROOT/tests/$m" ]] && folders+=("$m"); done
   local report; report="$(mktemp -d)"
   local failed_folders=() f rc
   for f in "${folders[@]}"; do
@@ -129,9 +132,9 @@ EOF
 
 # ------------------------------------------------------------------------------------- datasets
 ensure_synthetic() {
+  # idempotent: datasets whose manifest matches are kept, folders it did not write are never touched
   if [[ ! -f "$SYNTHETIC/.complete" ]]; then
     echo "==> generating the synthetic benchmark in $SYNTHETIC"
-    rm -rf "$SYNTHETIC"
     "$PY" -m common_eval.synthetic --benchmark "$SYNTHETIC"
     touch "$SYNTHETIC/.complete"
   fi
@@ -148,7 +151,7 @@ check_dataset() {  # check_dataset ROOT SHORTNAME
 run_method() {
   local method="$1"; shift
   local supported="${DATASETS[$method]}"
-  local names=() smoke=0 data_root="" logs="$ROOT/logs" opts=() pass=()
+  local names=() smoke=0 data_root="" logs="$LOGS" opts=() pass=()
   local nsets=1; [[ $method == pul ]] && nsets=2
   while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -207,7 +210,7 @@ demo() {
   for m in "${METHODS[@]}"; do
     if [[ -x "$ROOT/$m/reproduce.sh" ]]; then built+=("$m"); else missing+=("$m"); fi
   done
-  local demo_logs="$ROOT/logs/demo"
+  local demo_logs="$LOGS/demo"
   for m in "${built[@]}"; do
     # shellcheck disable=SC2086
     run_method "$m" ${DEMO[$m]} --smoke --logs-dir "$demo_logs"
@@ -228,7 +231,7 @@ case "$cmd" in
   demo) demo ;;
   setup) setup ;;
   test) run_tests "$@" ;;
-  table) setup; "$PY" -m common_eval.table "${1:-$ROOT/logs}" ;;
+  table) setup; "$PY" -m common_eval.table "${1:-$LOGS}" ;;
   -h|--help|help) usage ;;
   *)
     if [[ " ${METHODS[*]} " == *" $cmd "* ]]; then
