@@ -79,7 +79,11 @@ class CMHybridV4(ClusterMemory):
         for c in torch.unique(targets).tolist():
             in_c = targets == c
             group = inputs[in_c]
-            central, selected = self.select(group, self.eligible(c, indexes[in_c.cpu()]))
+            # the selection is a few dozen scalar decisions: make them on the CPU (one copy per
+            # cluster instead of a device synchronisation per candidate)
+            eligible = self.eligible(c, indexes[in_c.cpu()])
+            central, selected = self.select(group.detach().float().cpu(), eligible)
+            selected = selected.to(group.device)
             rows = [c + C * j for j in range(1, int(selected.sum()) + 1)]
             self.features[rows] = m * self.features[rows] + (1.0 - m) * group[selected]
             self.features[c] = m * self.features[c] + (1.0 - m) * group[central]
