@@ -1,0 +1,497 @@
+"""3C training: the original's flags and defaults (``CCC/configs/config.py``), the epoch loop top
+to bottom. One script for the three entry points of the original (``--cluster``):
+
+    hdc     CCC/main.py         HDC, harmonic discrepancy clustering (3C)
+    dbscan  CCC/main_dbscan.py  DBSCAN on the Jaccard distance every epoch
+    kmeans  CCC/main_kmeans.py  k-means on the features
+
+    python examples/train.py --cluster hdc --dataset market1501 --height 256 --width 128 \
+        --num-clusters 750 --iters 200 --num-epochs 60 --warmup-iters 10 --warmup-with-dbscan \
+        --dbscan-eps 0.6 --arch resnet50 --resnet-pretrained V1 --pooling-type gem --hdc-outlier \
+        --hdc-centroids --hdc-init k-means++2 --cm-mode hd_camera --loss-with-camera \
+        --root-dir $HOME/Dataset --log-dir logs/log
+    python examples/train.py --config configs/hdc/market.yml --config configs/smoke.yml ...
+
+(examples/main.py, main_dbscan.py and main_kmeans.py take the README's commands as written.)
+``--config FILE`` (repeatable) loads YAML presets as defaults (keys = the flags' names with
+underscores); flags on the command line override them. Each epoch:
+
+  1. extract the features of the training set (eval mode)
+  2. pseudo-labels: during the warm-up (``--warmup-with-dbscan``, epochs < ``--warmup-iters``) and
+     in the DBSCAN variant, Jaccard + DBSCAN; otherwise Jaccard + HDC (or k-means), then the
+     removal of clusters smaller than ``--cluster-min-instances``
+  3. the cluster memory = L2norm(centroids); outliers leave the training set
+  4. train ``--iters`` iterations (ClusterNCE, CIE weighting, the ``--cm-mode`` memory update)
+  5. step the learning rate (WarmupMultiStepLR)
+  6. evaluate after epoch 1 and every ``--eval-step-epoch`` epochs (and after the last one),
+     keep the best (what 3C reports), write the checkpoint
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from ccc import datasets, models
+from ccc.cluster import dbscan_labels, jaccard_distance, kmeans_labels, member_means, remove_small_clusters
+from ccc.data import build_test_loader, build_train_loader
+from ccc.errors import CCCError, CheckpointError, ClusteringError, NoClusterError, short_message
+from ccc.evaluation import NATIVE_AP, describe, evaluate_model, extract_features
+from ccc.hdc import HDC, INITS, SIMILARITIES
+from ccc.memory import create_memory
+from ccc.memory import names as memory_names
+from ccc.trainer import train_one_epoch
+from ccc.utils.checkpoint import FORMAT, load_checkpoint, load_model_state, save_checkpoint
+from ccc.utils.logging import report_error, run_logging, tensorboard_writer
+from ccc.utils.lr_scheduler import build_scheduler
+from ccc.utils.seed import get_rng_state, seed_everything, set_rng_state
+from common_eval.results import write_results
+
+log = logging.getLogger("ccc.train")
+HERE = Path(__file__).resolve().parent
+TARGET = {"market1501": "market", "msmt17": "msmt17", "veri": "veri"}
+CLUSTERS = ("hdc", "dbscan", "kmeans")
+DEFAULT_LOG_DIR = {"hdc": "logs/log", "dbscan": "logs/log_dbscan", "kmeans": "logs/log_kmeans"}
+NOT_IN_CONFIG = ("config", "resume")
+STREAMS = {"cluster": 1, "sampler": 2}   # independent seed streams per epoch
+
+
+def none_or(kind):
+    def parse(text):
+        return None if text in (None, "None", "none", "") else kind(text)
+    parse.__name__ = kind.__name__
+    return parse
+
+
+# ------------------------------------------------------------------------------------ flags
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="3C: confidence-guided clustering and contrastive learning for unsupervised re-ID",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", action="append", default=[], metavar="YAML",
+                   help="YAML preset(s) loaded as defaults, in order (e.g. configs/hdc/market.yml)")
+    p.add_argument("--cluster", type=str, default="hdc", choices=CLUSTERS,
+                   help="[added] which of 3C's entry points: hdc (main.py), dbscan (main_dbscan.py), "
+                        "kmeans (main_kmeans.py)")
+    p.add_argument("--notes", type=str, default="")
+    g = p.add_argument_group("model")
+    g.add_argument("--arch", type=str, default="resnet50", choices=models.names(),
+                   help="resnet50/101, resnet_ibn50a/101a (resnet18/34 [added] for the smoke preset)")
+    g.add_argument("--resnet-pretrained", type=str, default="V1", choices=("V1", "V2"),
+                   help="torchvision ImageNet weights IMAGENET1K_V1 or _V2 (IBN models: their own)")
+    g.add_argument("--pretrained", type=str, default="imagenet",
+                   help="[added] 'imagenet' (--resnet-pretrained), 'none' (random init) or a state-dict path")
+    g.add_argument("--pooling-type", type=str, default="gem", choices=("avg", "gem"))
+    g = p.add_argument_group("data")
+    g.add_argument("--root-dir", type=str, default=str(Path.home() / "Dataset"),
+                   help="folder holding Market-1501-v15.09.15/, MSMT17_V1/, VeRi/")
+    g.add_argument("--dataset", type=str, default="market1501", choices=datasets.names())
+    g.add_argument("--height", type=int, default=256)
+    g.add_argument("--width", type=int, default=128)
+    g.add_argument("--pad", type=int, default=10, help="[added] padding before the random crop (3C: 10)")
+    g.add_argument("--batch-size", type=int, default=256)
+    g.add_argument("--num-instances", type=int, default=16, help="images per pseudo-id in a batch")
+    g.add_argument("--num-workers", type=int, default=32, help="DataLoader workers (and DBSCAN jobs)")
+    g.add_argument("--no-cam", action="store_true", help="camera-agnostic identity sampler")
+    g = p.add_argument_group("memory and loss")
+    g.add_argument("--loss-with-camera", action="store_true", help="CIE: camera-entropy loss weighting")
+    g.add_argument("--cm-mode", type=str, default="hd_camera", choices=memory_names(),
+                   help="memory update: cm = Vanilla, cm_hard = Hard, tccl_camera = TCCL, hd_camera = CHD "
+                        "(cm_camera, cm_hard_camera: in 3C's code, not its command line)")
+    g.add_argument("--cm-temperature", type=float, default=0.05)
+    g.add_argument("--cm-momentum", type=float, default=0.1)
+    g = p.add_argument_group("clustering")
+    g.add_argument("--num-clusters", type=int, default=750, help="K of HDC / k-means")
+    g.add_argument("--dbscan-eps", type=float, default=0.6)
+    g.add_argument("--cluster-min-instances", type=int, default=4,
+                   help="DBSCAN min_samples; smaller HDC / k-means clusters become outliers")
+    g.add_argument("--warmup-with-dbscan", action="store_true",
+                   help="DBSCAN instead of HDC / k-means for the first --warmup-iters epochs")
+    g.add_argument("--hdc-camera-version", type=none_or(str), default=None,
+                   help="only None is wired up in 3C")
+    g.add_argument("--threshold", type=none_or(float), default=None,
+                   help="fixed POD threshold (None: mean + std)")
+    g.add_argument("--hdc-similarity", type=str, default="Euler Cosine", choices=SIMILARITIES)
+    g.add_argument("--hdc-max-iter", type=int, default=80)
+    g.add_argument("--hdc-init", type=str, default="k-means++2", choices=INITS)
+    g.add_argument("--hdc-normalize", action="store_true", help="L2-normalise HDC's centroids")
+    g.add_argument("--hdc-centroids", action="store_true",
+                   help="memory from HDC's centroids (else the post-processed member means)")
+    g.add_argument("--hdc-outlier", action="store_true", help="HDC's peripheral samples become outliers")
+    g.add_argument("--no-jaccard", action="store_true", help="HDC on the feature distance, not Jaccard")
+    g.add_argument("--jaccard-k1", type=int, default=30)
+    g.add_argument("--jaccard-k2", type=int, default=6)
+    g = p.add_argument_group("schedule")
+    g.add_argument("--seed", type=int, default=999)
+    g.add_argument("--num-epochs", type=int, default=70)
+    g.add_argument("--iters", type=int, default=200)
+    g.add_argument("--lr", type=float, default=3.5e-4)
+    g.add_argument("--lr-weight-decay", type=float, default=5e-4)
+    g.add_argument("--lr-steps", type=int, default=20)
+    g.add_argument("--lr-gamma", type=float, default=0.1)
+    g.add_argument("--warmup-version", type=str, default="v1", choices=("v1", "v2"))
+    g.add_argument("--warmup-iters", type=int, default=10, help="epochs of LR warm-up (and DBSCAN warm-up)")
+    g.add_argument("--warmup-factor", type=float, default=0.1)
+    g.add_argument("--warmup-lr-factor", type=float, default=1.0, help="v2 only")
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--eval-start-epoch", type=int, default=0)
+    g.add_argument("--eval-step-epoch", type=int, default=5)
+    g.add_argument("--eval-and-ckpt", action="store_true", help="also save the model at every evaluation")
+    g.add_argument("--eval-dist", type=none_or(str), default=None, choices=(None, "Euclidean", "Cosine"),
+                   help="None = squared Euclidean")
+    g.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking at evaluation")
+    g = p.add_argument_group("run")
+    g.add_argument("--log-dir", "--logs-dir", dest="log_dir", type=str, default=None,
+                   help="the run's folder (log.txt, config, TensorBoard, results.json); default "
+                        "logs/log, logs/log_dbscan or logs/log_kmeans as the original's scripts")
+    g.add_argument("--ckpt-dir", type=str, default=None, help="checkpoints (default: the log folder)")
+    g.add_argument("--resume", type=str, metavar="PATH", default="",
+                   help="[added] checkpoint.pth.tar of a run to continue")
+    g.add_argument("--dp-splits", type=int, default=1,
+                   help="[added] emulate nn.DataParallel over N devices (BatchNorm on N chunks)")
+    g.add_argument("--device", type=str, default="auto", help="[added] auto, cpu, cuda, cuda:N")
+    g.add_argument("--num-threads", type=int, default=None, help="[added] torch CPU and HDC kernel threads")
+    g.add_argument("--print-freq", type=int, default=50, help="[added] log every N iterations (0: never)")
+    g.add_argument("--scale", type=str, default="paper", choices=("paper", "smoke"),
+                   help="[added] recorded in results.json")
+    g.add_argument("--no-progress", action="store_true", help="[added] no tqdm bars")
+    return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = build_parser()
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", action="append", default=[])
+    known, _ = pre.parse_known_args(argv)
+    dests = {a.dest for a in parser._actions}
+    defaults = {}
+    for path in known.config:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            parser.error(f"cannot read --config {path}: {exc}")
+        if not isinstance(data, dict):
+            parser.error(f"--config {path}: expected a mapping of flag: value")
+        for key, value in data.items():
+            dest = str(key).replace("-", "_")
+            if dest not in dests or dest in NOT_IN_CONFIG:
+                parser.error(f"--config {path}: unknown key '{key}'")
+            defaults[dest] = value
+    parser.set_defaults(**defaults)
+    args = parser.parse_args(argv)
+    if args.log_dir is None:
+        args.log_dir = DEFAULT_LOG_DIR[args.cluster]
+    if args.hdc_camera_version is not None:
+        parser.error(f"--hdc-camera-version {args.hdc_camera_version}: only None is wired up in 3C (its "
+                     "camera versions of HDC are commented out of the released code)")
+    if not 0 < args.dbscan_eps < 1:
+        parser.error(f"--dbscan-eps must be in (0, 1) (the Jaccard distance lies in [0, 1]), "
+                     f"got {args.dbscan_eps}")
+    for name in ("num_epochs", "iters", "batch_size", "eval_step_epoch", "dp_splits"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.cluster_min_instances < 1:
+        parser.error("--cluster-min-instances must be at least 1")
+    return args
+
+
+# ---------------------------------------------------------------------------------- helpers
+def epoch_seed(seed: int, epoch: int, stream: str) -> int:
+    return int(np.random.SeedSequence([seed, epoch, STREAMS[stream]]).generate_state(1)[0])
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_optimizer(model, args):
+    # one parameter group per tensor, as the original
+    params = [{"params": [p]} for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=args.lr, weight_decay=args.lr_weight_decay)
+    scheduler = build_scheduler(optimizer, args.warmup_version, args.warmup_iters, args.warmup_factor,
+                                args.warmup_lr_factor, args.lr_steps, args.lr_gamma)
+    return optimizer, scheduler
+
+
+def config_of(args) -> dict:
+    return {k: v for k, v in vars(args).items() if k not in NOT_IN_CONFIG}
+
+
+def uses_dbscan(args, epoch: int) -> bool:
+    return args.cluster == "dbscan" or (args.warmup_with_dbscan and epoch < args.warmup_iters)
+
+
+def make_hdc(args) -> HDC:
+    return HDC(args.num_clusters, max_iter=args.hdc_max_iter, init=args.hdc_init,
+               normalize_centroid=args.hdc_normalize, similarity=args.hdc_similarity,
+               threshold=args.threshold, num_threads=args.num_threads or os.cpu_count())
+
+
+def pseudo_labels(features: np.ndarray, args, epoch: int):
+    """The epoch's clustering: (labels with -1 = outlier, centroids C' x D, what was done)."""
+    n = len(features)
+    threads = args.num_threads or os.cpu_count()
+    if uses_dbscan(args, epoch):
+        dist = jaccard_distance(features, args.jaccard_k1, args.jaccard_k2, num_threads=threads)
+        labels = dbscan_labels(dist, args.dbscan_eps, args.cluster_min_instances,
+                               n_jobs=args.num_workers or None, epoch=epoch)
+        C = int(labels.max()) + 1
+        kind = "DBSCAN warm-up" if args.cluster != "dbscan" else "DBSCAN"
+        return labels, member_means(features, labels, C), {"method": kind}
+    if args.cluster == "kmeans":
+        labels, centers = kmeans_labels(features, args.num_clusters, epoch_seed(args.seed, epoch, "cluster"))
+        labels, centroids, C = remove_small_clusters(labels, centers, args.cluster_min_instances)
+        info = {"method": "k-means", "removed_small": args.num_clusters - C}
+    else:
+        hdc = make_hdc(args)
+        dist = None if args.no_jaccard else jaccard_distance(features, args.jaccard_k1, args.jaccard_k2,
+                                                             dense=True,
+                                                             num_threads=threads)
+        hdc.fit(features, dist, outlier=args.hdc_outlier, random_state=epoch_seed(args.seed, epoch,
+                                                                                  "cluster"),
+                inplace=True)
+        del dist
+        labels, centroids, C = remove_small_clusters(hdc.labels_, hdc.cluster_centers_,
+                                                     args.cluster_min_instances)
+        if C and not args.hdc_centroids:
+            centroids = member_means(features, labels, C)
+        info = {"method": "HDC", "hdc_iterations": hdc.n_iter_, "hdc_shift": hdc.shifts_[-1],
+                "hdc_relocations": hdc.relocations_, "hdc_pod_outliers": int((hdc.labels_pod_ < 0).sum()),
+                "removed_small": int(len(np.unique(hdc.labels_[hdc.labels_ >= 0]))) - C}
+        if hdc.nan_centroids_:
+            log.warning(f"WARNING: {hdc.nan_centroids_} HDC centroid(s) have no member (only possible with "
+                        "--threshold or --hdc-init random): as in the original they are NaN, which makes "
+                        "every membership 0 in the following iteration")
+    if C == 0:
+        what = "k-means" if args.cluster == "kmeans" else "HDC"
+        raise NoClusterError(
+            f"{what} (K {args.num_clusters}) left no cluster at epoch {epoch}: every one of the {n} training "
+            f"images is an outlier or in a cluster smaller than --cluster-min-instances "
+            f"{args.cluster_min_instances}; lower --cluster-min-instances or --num-clusters"
+            + (", or drop --hdc-outlier / raise --threshold" if what == "HDC" else ""))
+    if not np.isfinite(centroids).all():
+        raise ClusteringError(f"some HDC centroids are undefined at epoch {epoch} (a cluster without a "
+                              "member inside the POD threshold): omit --hdc-centroids or raise --threshold")
+    return labels, centroids, info
+
+
+def check_cluster_count(args, n_train: int) -> None:
+    """--num-clusters against the training set, before anything is trained."""
+    if args.cluster == "dbscan" or (args.warmup_with_dbscan and args.warmup_iters >= args.num_epochs):
+        return
+    if args.num_clusters > n_train:
+        raise ClusteringError(f"--num-clusters {args.num_clusters} is larger than the number of training "
+                              f"images ({n_train}): {args.cluster} cannot form that many clusters; use at "
+                              f"most {n_train} (3C uses about the number of identities: 750 Market, 1000 "
+                              "MSMT17/VeRi)")
+    if args.cluster == "hdc" and args.num_clusters < 2:
+        raise ClusteringError("HDC needs --num-clusters >= 2")
+
+
+# ------------------------------------------------------------------------------------- run
+def run(args, argv) -> int:
+    start = time.perf_counter()
+    log_dir = Path(args.log_dir)
+    ckpt_dir = Path(args.ckpt_dir) if args.ckpt_dir else log_dir
+    log_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    seed_everything(args.seed)
+    device = pick_device(args.device)
+    progress = False if args.no_progress else None
+    if args.notes:
+        log.info(args.notes)
+    log.info(f"==========\nArgs: {json.dumps(vars(args), indent=1, default=str)}\n==========")
+    if args.num_instances > 0 and args.batch_size % args.num_instances:
+        log.warning(f"WARNING: --batch-size {args.batch_size} is not a multiple of --num-instances "
+                    f"{args.num_instances}")
+    (log_dir / "config.yaml").write_text(yaml.safe_dump(config_of(args), sort_keys=True))
+
+    # data
+    dataset = datasets.create(args.dataset, args.root_dir)
+    train = dataset.train  # sorted by path; features and labels are indexed by it
+    check_cluster_count(args, len(train))
+    pin = device.type == "cuda"
+    size = (args.height, args.width, args.batch_size, args.num_workers, pin)
+    cluster_loader = build_test_loader(train, *size)
+    query_loader = build_test_loader(dataset.query, *size)
+    gallery_loader = build_test_loader(dataset.gallery, *size)
+
+    # model, optimizer, schedule
+    model = models.create(args.arch, pretrained=args.pretrained, version=args.resnet_pretrained,
+                          pooling_type=args.pooling_type)
+    model.to(device)
+    optimizer, scheduler = build_optimizer(model, args)
+
+    start_epoch, best, best_epoch, last, initial, history, elapsed = 0, None, -1, None, None, [], 0.0
+    memory = labels = resumed = None
+    if args.resume:
+        ckpt = load_checkpoint(args.resume)
+        if ckpt.get("format") != FORMAT:
+            raise CheckpointError(f"{args.resume} is not a checkpoint of this reproduction (an original 3C "
+                                  "model_best.pth holds weights only; evaluate it with examples/test.py)")
+        load_model_state(model, ckpt["model"], args.resume)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        start_epoch, best, best_epoch, last = ckpt["epoch"], ckpt["best"], ckpt["best_epoch"], ckpt["last"]
+        initial, history, elapsed = ckpt["initial"], list(ckpt["history"]), float(ckpt["elapsed"])
+        labels = ckpt["pseudo_labels"].numpy()
+        mem = ckpt["memory"]
+        memory = create_memory(mem["mode"], model.num_features, int(mem["num_clusters"]),
+                               temp=args.cm_temperature,
+                               momentum=args.cm_momentum).to(device)
+        memory.load_state_dict(mem["state"])
+        resumed = ckpt
+        log.info(f"==> resumed from {args.resume}: {start_epoch} epoch(s) done, best mAP "
+                 f"{best['mAP'] if best else float('nan'):.1f} (epoch {best_epoch})")
+
+    writer = tensorboard_writer(log_dir)
+    if initial is None:
+        t0 = time.perf_counter()
+        result = evaluate_model(model, query_loader, gallery_loader, dataset.query, dataset.gallery, device,
+                                eval_dist=args.eval_dist, rerank=args.rerank, progress=progress)
+        initial = result.metrics("stepwise")
+        log.info(f"==> initial model (before training): {describe(result)}  "
+                 f"({time.perf_counter() - t0:.1f} s)")
+        writer.add_scalar("eval/mAP", initial["mAP"], 0)
+        writer.add_scalar("eval/rank1", initial["rank1"], 0)
+    if resumed is not None:
+        set_rng_state(resumed["rng"])  # last: everything above may have drawn random numbers
+
+    for epoch in range(start_epoch, args.num_epochs):
+        lr = optimizer.param_groups[0]["lr"]
+        # 1. features of the training set
+        t0 = time.perf_counter()
+        features = extract_features(model, cluster_loader, device, f"epoch {epoch} extract", progress).numpy()
+        t_extract = time.perf_counter() - t0
+
+        # 2. pseudo-labels (DBSCAN warm-up / DBSCAN, HDC or k-means), small clusters removed
+        t0 = time.perf_counter()
+        labels, centroids, info = pseudo_labels(features, args, epoch)
+        num_clusters, num_outliers = len(centroids), int((labels < 0).sum())
+
+        # 3. cluster memory = L2norm(centroids); outliers leave the training set
+        memory = create_memory(args.cm_mode, model.num_features, num_clusters, temp=args.cm_temperature,
+                               momentum=args.cm_momentum).to(device)
+        memory.initialise(torch.from_numpy(centroids))
+        items = [(path, int(y), cam, i) for i, ((path, _, cam), y) in enumerate(zip(train, labels)) if y >= 0]
+        train_loader = build_train_loader(items, args.height, args.width, args.batch_size, args.num_instances,
+                                          args.iters, args.num_workers, seed=epoch_seed(args.seed,
+                                                                                        epoch, "sampler"),
+                                          pad=args.pad, pin_memory=pin, use_cameras=not args.no_cam)
+        t_cluster = time.perf_counter() - t0
+        extra = ""
+        if info["method"] == "HDC":
+            extra = (f" (HDC: {info['hdc_iterations']} iterations, last shift {info['hdc_shift']:.3g}, "
+                     f"{info['hdc_relocations']} relocation passes, {info['hdc_pod_outliers']} peripheral, "
+                     f"{info['removed_small']} clusters below {args.cluster_min_instances} removed)")
+        elif info["method"] == "k-means":
+            extra = f" ({info['removed_small']} clusters below {args.cluster_min_instances} removed)"
+        log.info(f"==> epoch {epoch}: {info['method']}: {num_clusters} clusters, "
+                 f"{num_outliers}/{len(labels)} outliers{extra}; lr {lr:.3g}")
+
+        # 4. train
+        stats = train_one_epoch(model, memory, train_loader, optimizer, epoch, args.iters, device,
+                                reweight=args.loss_with_camera, dp_splits=args.dp_splits,
+                                print_freq=args.print_freq, writer=writer, progress=progress)
+        log.info(f"==> epoch {epoch}: time extract {t_extract:.1f} s, cluster {t_cluster:.1f} s, "
+                 f"train {stats['seconds']:.1f} s; mean loss {stats['loss']:.3f}")
+        # 5. learning rate (3C steps it at the end of each epoch's training)
+        scheduler.step()
+
+        # 6. evaluate (3C: after epoch 1 and every --eval-step-epoch epochs; best-on-test) and the last
+        record = {"epoch": epoch, "clustering": info["method"], "clusters": num_clusters,
+                  "outliers": num_outliers, "lr": lr, "loss": stats["loss"], "extract_s": round(t_extract, 2),
+                  "cluster_s": round(t_cluster, 2), "train_s": round(stats["seconds"], 2)}
+        record.update({k: v for k, v in info.items() if k.startswith("hdc_")})
+        scheduled = (epoch + 1 >= args.eval_start_epoch
+                     and ((epoch + 1) % args.eval_step_epoch == 0 or epoch == 0))
+        is_last = epoch == args.num_epochs - 1
+        is_best = False
+        if scheduled or is_last:
+            t0 = time.perf_counter()
+            result = evaluate_model(model, query_loader, gallery_loader, dataset.query, dataset.gallery,
+                                    device,
+                                    eval_dist=args.eval_dist, rerank=args.rerank, progress=progress)
+            metrics = last = result.metrics("stepwise")
+            if scheduled and (best is None or metrics["mAP"] > best["mAP"]):
+                is_best, best, best_epoch = True, metrics, epoch
+            record.update({"mAP": metrics["mAP"], "rank1": metrics["rank1"], "scheduled_eval": scheduled,
+                           "eval_s": round(time.perf_counter() - t0, 2)})
+            writer.add_scalar("eval/mAP", metrics["mAP"], epoch + 1)
+            writer.add_scalar("eval/rank1", metrics["rank1"], epoch + 1)
+            best_txt = (f"best mAP {best['mAP']:.1f} (epoch {best_epoch})" if best
+                        else "no scheduled evaluation yet")
+            log.info(f" * Finished epoch {epoch:3d}  {describe(result)}  {best_txt}{' *' if is_best else ''}")
+        history.append(record)
+        writer.add_scalar("cluster/clusters", num_clusters, epoch)
+        writer.add_scalar("cluster/outliers", num_outliers, epoch)
+        if "hdc_iterations" in info:
+            writer.add_scalar("cluster/hdc_iterations", info["hdc_iterations"], epoch)
+        writer.add_scalar("train/lr", lr, epoch)
+        for key in ("extract_s", "cluster_s", "train_s"):
+            writer.add_scalar(f"time/{key[:-2]}", record[key], epoch)
+        writer.flush()
+
+        state = {"format": FORMAT, "epoch": epoch + 1, "model": model.state_dict(),
+                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "best": best,
+                 "best_epoch": best_epoch, "last": last, "initial": initial, "history": history,
+                 "memory": {"mode": memory.name, "num_clusters": num_clusters, "state": memory.state_dict()},
+                 "pseudo_labels": torch.from_numpy(np.asarray(labels,
+                                                              dtype=np.int64)), "rng": get_rng_state(),
+                 "elapsed": elapsed + time.perf_counter() - start, "args": config_of(args)}
+        save_checkpoint(state, ckpt_dir / "checkpoint.pth.tar")
+        snapshot = {"format": FORMAT, "epoch": epoch + 1, "model": model.state_dict(), "metrics": last,
+                    "args": config_of(args)}
+        if is_best:
+            save_checkpoint(snapshot, ckpt_dir / "model_best.pth.tar")
+        if args.eval_and_ckpt and scheduled and epoch > 0:
+            save_checkpoint(snapshot, ckpt_dir / f"model_e{epoch + 1}.pth.tar")
+    writer.close()
+
+    if last is None:
+        raise CheckpointError(f"nothing to report: the run has no evaluated epoch "
+                              f"(--num-epochs {args.num_epochs})")
+    wall = elapsed + time.perf_counter() - start
+    selection, reported = ("best-on-test", best) if best is not None else ("last", last)
+    write_results(log_dir, method="ccc", variant=args.cluster, target=TARGET[args.dataset], scale=args.scale,
+                  common=reported, native=dict(reported,
+                                               ap=NATIVE_AP), initial=initial, epochs=args.num_epochs,
+                  wall_seconds=wall, command="python examples/train.py " + " ".join(argv),
+                  config=config_of(args),
+                  selection=selection, last=last, best_epoch=best_epoch, history=history,
+                  native_note="3C computes step-wise AP (sklearn >= 0.19 average_precision_score), the "
+                              "common flavour: native = common")
+    best_txt = f"best epoch {best_epoch}: mAP {best['mAP']:.1f} rank-1 {best['rank1']:.1f}; " if best else ""
+    log.info(f"==> {best_txt}last epoch mAP {last['mAP']:.1f} rank-1 {last['rank1']:.1f} (initial mAP "
+             f"{initial['mAP']:.1f}); wall {wall:.1f} s; results in {log_dir / 'results.json'}")
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    Path(args.log_dir).mkdir(parents=True, exist_ok=True)
+    with run_logging(args.log_dir, append=bool(args.resume)):
+        try:
+            return run(args, argv)
+        except CCCError as exc:
+            report_error(f"error: {short_message(exc)}")
+            return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# 3C's adapter, called by ../reproduce.sh (see ../CONTRIBUTING.md):
+#
+#   ccc/reproduce.sh TARGET --data-root DIR --logs-dir DIR [--smoke] [--cluster hdc|dbscan|kmeans]
+#                    [-- train.py flags]
+#
+# TARGET: market | msmt17 | veri. --cluster picks the entry point (default hdc; dbscan and
+# kmeans are the paper's "3C (DBSCAN)" and "3C (K-means)" rows) and configs/<cluster>/<TARGET>.yml
+# (the original's command); --smoke adds configs/smoke.yml and configs/smoke_<cluster>.yml (CPU
+# preset for the synthetic benchmark). Runs examples/train.py inside ccc/ with --root-dir and
+# --log-dir "<logs-dir>-<cluster>"; flags after -- come last and override everything.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PY="${CCC_PYTHON:-$HERE/../.venv/bin/python}"
+
+die() { echo "ccc/reproduce.sh: $*" >&2; exit 2; }
+
+usage="usage: ccc/reproduce.sh market|msmt17|veri --data-root DIR --logs-dir DIR [--smoke] [--cluster hdc|dbscan|kmeans] [-- flags]"
+[[ $# -ge 1 ]] || die "$usage"
+target="$1"; shift
+case "$target" in
+  market|msmt17|veri) ;;
+  *) die "3C reports market, msmt17 and veri, not '$target'" ;;
+esac
+
+data_root="" logs="" smoke=0 cluster=hdc pass=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; data_root="$2"; shift 2 ;;
+    --data-root=*) data_root="${1#*=}"; shift ;;
+    --logs-dir) [[ $# -ge 2 ]] || die "--logs-dir needs a folder"; logs="$2"; shift 2 ;;
+    --logs-dir=*) logs="${1#*=}"; shift ;;
+    --cluster) [[ $# -ge 2 ]] || die "--cluster needs hdc, dbscan or kmeans"; cluster="$2"; shift 2 ;;
+    --cluster=*) cluster="${1#*=}"; shift ;;
+    --smoke) smoke=1; shift ;;
+    --) shift; pass=("$@"); break ;;
+    *) die "unknown option '$1' (3C's method option is --cluster hdc|dbscan|kmeans; put train.py flags after --)" ;;
+  esac
+done
+case "$cluster" in
+  hdc|dbscan|kmeans) ;;
+  *) die "--cluster must be hdc, dbscan or kmeans, not '$cluster'" ;;
+esac
+
+[[ -x "$PY" ]] || die "no Python at $PY; run ./reproduce.sh setup first (or set CCC_PYTHON)"
+cmd=("$PY" examples/train.py --config "configs/$cluster/$target.yml")
+if [[ $smoke == 1 ]]; then
+  cmd+=(--config configs/smoke.yml)
+  [[ -f "$HERE/configs/smoke_$cluster.yml" ]] && cmd+=(--config "configs/smoke_$cluster.yml")
+fi
+[[ -n "$data_root" ]] && cmd+=(--root-dir "$(realpath -m "$data_root")")
+[[ -n "$logs" ]] && cmd+=(--log-dir "$(realpath -m "$logs")-$cluster")
+cd "$HERE"
+exec "${cmd[@]}" "${pass[@]}"

@@ -1,0 +1,57 @@
+"""Shared fixtures of the 3C tests: synthetic datasets (common_eval.synthetic) and the scripts."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from common_eval.synthetic import generate
+
+CCC_DIR = Path(__file__).resolve().parents[2] / "ccc"
+
+torch.set_num_threads(2)
+
+
+def load_script(name: str):
+    """examples/<name>.py as a module (the scripts are not part of the package)."""
+    path = CCC_DIR / "examples" / f"{name}.py"
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(f"ccc_examples_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def train_script():
+    return load_script("train")
+
+
+@pytest.fixture(scope="session")
+def test_script():
+    return load_script("test")
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    """A small synthetic Market-1501 (12 train ids, 8 test ids) for unit-level runs."""
+    root = tmp_path_factory.mktemp("tiny")
+    generate("market1501", root, seed=3, domain="a", ids=12, test_ids=8)
+    return root
+
+
+def tiny_args(root, log_dir, *extra, cluster: str = "hdc") -> list[str]:
+    """A 3C run that takes seconds: ResNet-18 at 32 x 16, 2 iterations per epoch, epoch 0 a DBSCAN
+    warm-up and epoch 1 the chosen clustering."""
+    return ["--cluster", cluster, "--dataset", "market1501", "--arch", "resnet18", "--pretrained", "none",
+            "--height", "32", "--width", "16", "--pad", "1", "--batch-size", "16", "--num-instances", "4",
+            "--jaccard-k1", "6", "--jaccard-k2", "2", "--dbscan-eps", "0.5", "--cluster-min-instances", "2",
+            "--num-clusters", "12", "--warmup-iters", "1", "--warmup-with-dbscan", "--hdc-outlier",
+            "--hdc-centroids", "--cm-mode", "hd_camera", "--loss-with-camera", "--num-epochs", "2",
+            "--iters", "2", "--eval-step-epoch", "1", "--num-workers", "0", "--num-threads", "2",
+            "--no-progress", "--print-freq", "0", "--scale", "smoke", "--seed", "7",
+            "--root-dir", str(root), "--log-dir", str(log_dir), *extra]
