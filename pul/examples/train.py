@@ -363,6 +363,9 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
     st = None
     if args.resume and state.exists():
         st = state.load()
+        if st.get("stage") != "pul":
+            raise PULError(f"--resume: {state.json} is not the state of a PUL run "
+                           f"(stage {st.get('stage')!r})")
         if st.get("baseline") != str(baseline_path):
             raise PULError(f"--resume: the run in {logs} started from {st.get('baseline')}, "
                            f"not {baseline_path}")
@@ -409,12 +412,7 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
         start_t = st["iteration"] + 1 if st["finished"] else st["iteration"]
         if not st["finished"]:
             inside = st
-    if start_t == 1:
-        previous = baseline
-    elif start_t <= args.iterations or inside is None:
-        with strategy.scope():
-            previous = load_model(ckpt_dir / f"{start_t - 1}.keras", compile=False)
-    model = previous
+    previous = baseline if start_t == 1 else None   # the model that extracts iteration t's features
 
     for t in range(start_t, args.iterations + 1):
         print(f"==> iteration {t}/{args.iterations}")
@@ -427,6 +425,9 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
             print(f"   (resumed) {len(train_idx)} training images, continuing after epoch {start_epoch}")
         else:
             # ---- 1-2. avg_pool features of the target training images, previous model
+            if previous is None:  # resumed after iteration t - 1
+                with strategy.scope():
+                    previous = load_model(ckpt_dir / f"{t - 1}.keras", compile=False)
             feats = extract_features(feature_model(previous), images[pool], args.eval_batch_size,
                                      not args.no_progress, "target features")
             # ---- 3. k-means with K on the raw features
@@ -483,8 +484,8 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
         if args.keep_checkpoints == "last" and t > 1 and (ckpt_dir / f"{t - 1}.keras").exists():
             (ckpt_dir / f"{t - 1}.keras").unlink()
         record = {"iteration": t, **info}
-        scalars.log(t, **{"pul/selected": info["selected"], "pul/clusters_used": info["clusters_used"],
-                          "pul/pseudo_label_ari": info["ari"]})
+        scalars.log(t, **{"pul/selected": info["selected"], "pul/not_reliable": len(pool) - info["selected"],
+                          "pul/clusters_used": info["clusters_used"], "pul/pseudo_label_ari": info["ari"]})
         if t == args.iterations or (args.eval_every and t % args.eval_every == 0):
             record["eval"] = evaluate(model, f"iteration {t} on the target")
             log_eval(t, record["eval"])
@@ -539,6 +540,8 @@ def main(argv=None) -> int:
     sys.stdout = tee
     try:
         print(f"==> {args.command}")
+        import tensorflow as tf
+        tf.get_logger().setLevel("ERROR")  # retracing notices of predict_on_batch on new models
         log_config(args, logs)
         set_seeds(args.seed, args.deterministic)
         scalars = Scalars(logs / "tensorboard")

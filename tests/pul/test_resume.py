@@ -18,7 +18,7 @@ def tiny_args(data, logs):
             "--dataset", "market", "--data-root", str(data / "b"),
             "--source", "duke", "--source-root", str(data / "a"), "--logs-dir", str(logs),
             "--height", "32", "--width", "16", "--baseline-epochs", "2", "--iterations", "2",
-            "--epochs", "2", "--kmeans-n-init", "1", "--no-progress", "--seed", "5"]
+            "--epochs", "2", "--kmeans-n-init", "1", "--no-progress", "--seed", "5", "--eval-every", "0"]
 
 
 def weights_of(path):
@@ -31,29 +31,34 @@ def test_resume_equals_uninterrupted(tiny_data, tmp_path, monkeypatch):
     monkeypatch.chdir(train.HERE.parent)
     assert train.main(tiny_args(tiny_data, tmp_path / "full")) == 0
 
-    # stop after the 1st baseline epoch, then after epoch 1 of PUL iteration 2 (5th epoch end)
-    from pul import training
-    real = training.EpochHooks.on_epoch_end
-    ends = {"n": 0, "stop_at": 1}
+    # crash right after a state is written: inside the baseline (after its epoch 1), at the
+    # boundary after PUL iteration 1, and inside iteration 2's fine-tuning (after its epoch 1)
+    from pul.checkpoint import RunState
+    real_save = RunState.save
+    stops = [lambda st: st["stage"] == "baseline" and st["epoch_done"] == 1,
+             lambda st: st["stage"] == "pul" and st["iteration"] == 1 and st["finished"],
+             lambda st: st["stage"] == "pul" and st["iteration"] == 2 and st["epoch_done"] == 1]
 
-    def crashing(self, epoch, logs=None):
-        real(self, epoch, logs)          # the checkpoint and state of this epoch are written
-        ends["n"] += 1
-        if ends["n"] == ends["stop_at"]:
+    def crashing_save(self, state):
+        real_save(self, state)
+        if stops and stops[0](state):
+            stops.pop(0)
             raise Stop()
 
-    monkeypatch.setattr(training.EpochHooks, "on_epoch_end", crashing)
+    monkeypatch.setattr(RunState, "save", crashing_save)
     part = tmp_path / "part"
     with pytest.raises(Stop):
         train.main(tiny_args(tiny_data, part))
     assert (part / "baseline" / "last.keras").is_file() and not (part / "baseline" / "0.keras").exists()
-    ends.update(n=1, stop_at=5)
+    with pytest.raises(Stop):
+        train.main(tiny_args(tiny_data, part) + ["--resume"])
+    assert (part / "checkpoints" / "1.keras").is_file() and not (part / "selection_2.npz").exists()
     with pytest.raises(Stop):
         train.main(tiny_args(tiny_data, part) + ["--resume"])
     state = json.loads((part / "state.json").read_text())
     assert (state["iteration"], state["epoch_done"], state["finished"]) == (2, 1, False)
     assert (part / "checkpoints" / "last.keras").is_file()
-    ends.update(stop_at=-1)
+    assert not stops
     assert train.main(tiny_args(tiny_data, part) + ["--resume"]) == 0
 
     full, resumed = tmp_path / "full", part
