@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# AuxUSL's adapter, called by ../reproduce.sh (see ../CONTRIBUTING.md):
+#
+#   auxusl/reproduce.sh mars|dukevideo --data-root DIR --logs-dir DIR [--smoke] [--aux on|off|both]
+#                       [-- KEY VALUE ...]
+#
+# TARGET -> configs/USL_MTCluster.yml (mars) or configs/USL_MTCluster_Duke.yml (dukevideo), the
+# original configs; --smoke -> configs/smoke_<target>.yml (their CPU preset, _BASE_ = the original).
+# --aux selects the paper's rows: off = "Ours-" (no auxiliary information), on = "Ours" (the Duke
+# config's SCP + STS in training, TOC + SCP + STS at test). Default: the original config's choice
+# (mars: off; dukevideo: on), and for dukevideo with --smoke both runs. Each run has its own log
+# folder (<logs-dir>-noaux / <logs-dir>-aux for dukevideo) and results.json (variant ours- / ours).
+# With aux on, the auxiliary information is regenerated from the frame names first
+# (python -m auxusl.tools.make_aux, into <log folder>/aux) unless it is already there.
+# Runs examples/train.py inside auxusl/; KEY VALUE pairs after -- come last and override all.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PY="${AUXUSL_PYTHON:-$HERE/../.venv/bin/python}"
+
+die() { echo "auxusl/reproduce.sh: $*" >&2; exit 2; }
+
+[[ $# -ge 1 ]] || die "usage: auxusl/reproduce.sh mars|dukevideo --data-root DIR --logs-dir DIR [--smoke] [--aux on|off|both] [-- KEY VALUE ...]"
+target="$1"; shift
+case "$target" in
+  mars) config=configs/USL_MTCluster.yml ;;
+  dukevideo) config=configs/USL_MTCluster_Duke.yml ;;
+  *) die "auxusl reports mars and dukevideo, not '$target'" ;;
+esac
+
+data_root="" logs="" smoke=0 aux="" pass=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; data_root="$2"; shift 2 ;;
+    --data-root=*) data_root="${1#*=}"; shift ;;
+    --logs-dir) [[ $# -ge 2 ]] || die "--logs-dir needs a folder"; logs="$2"; shift 2 ;;
+    --logs-dir=*) logs="${1#*=}"; shift ;;
+    --smoke) smoke=1; shift ;;
+    --aux) [[ $# -ge 2 ]] || die "--aux needs on, off or both"; aux="$2"; shift 2 ;;
+    --aux=*) aux="${1#*=}"; shift ;;
+    --) shift; pass=("$@"); break ;;
+    *) die "unknown option '$1' (auxusl options: --smoke, --aux on|off|both; put KEY VALUE pairs after --)" ;;
+  esac
+done
+
+if [[ -z "$aux" ]]; then
+  if [[ $target == mars ]]; then aux=off; elif [[ $smoke == 1 ]]; then aux=both; else aux=on; fi
+fi
+case "$aux" in
+  on|off|both) ;;
+  *) die "--aux must be on, off or both, not '$aux'" ;;
+esac
+[[ $target == mars && $aux != off ]] && die "MARS has no time stamps: auxiliary information (--aux on) exists for dukevideo only"
+[[ -x "$PY" ]] || die "no Python at $PY; run ./reproduce.sh setup first (or set AUXUSL_PYTHON)"
+[[ $smoke == 1 ]] && config="configs/smoke_${target}.yml"
+[[ -n "$data_root" ]] || data_root="$HERE/datasets"
+data_root="$(realpath -m "$data_root")"
+[[ -n "$logs" ]] || logs="$HERE/log/$target$([[ $smoke == 1 ]] && echo -smoke)"
+logs="$(realpath -m "$logs")"
+
+AUX_OFF=(CLUSTER.ICDBSCAN_OPTION False CLUSTER.CCE_OPTION False CLUSTER.STR_OPTION False
+         TEST.OVERLAP_CONSTRAINT False TEST.CCE_OPTION False TEST.STR_OPTION False)
+
+cd "$HERE"
+run_one() {  # run_one on|off LOGDIR
+  local mode="$1" dir="$2" extra=()
+  if [[ $mode == off ]]; then
+    extra=("${AUX_OFF[@]}")
+  elif [[ $target == dukevideo ]]; then
+    if [[ ! -f "$dir/aux/aux_info.json" ]]; then
+      "$PY" -m auxusl.tools.make_aux --config-file "$config" --data-root "$data_root" --out "$dir/aux" \
+        "${pass[@]}"
+    fi
+    extra=(PICKLE_PATH "$dir/aux")
+  fi
+  echo "==> auxusl $target ($([[ $mode == on ]] && echo 'Ours, with' || echo 'Ours-, without') auxiliary information) -> $dir"
+  "$PY" examples/train.py --config-file "$config" DATASETS.DIR "$data_root" OUTPUT_DIR "$dir" "${extra[@]}" "${pass[@]}"
+}
+
+if [[ $target == mars ]]; then
+  run_one off "$logs"
+elif [[ $aux == both ]]; then
+  run_one off "$logs-noaux"
+  run_one on "$logs-aux"
+else
+  run_one "$aux" "$logs-$([[ $aux == on ]] && echo aux || echo noaux)"
+fi
