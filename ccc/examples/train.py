@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--num-workers", type=int, default=32, help="DataLoader workers (and DBSCAN jobs)")
     g.add_argument("--no-cam", action="store_true", help="camera-agnostic identity sampler")
     g = p.add_argument_group("memory and loss")
-    g.add_argument("--loss-with-camera", action="store_true", help="CIE: camera-entropy loss weighting")
+    g.add_argument("--loss-with-camera", action=argparse.BooleanOptionalAction, default=False,
+                   help="CIE: camera-entropy loss weighting (--no-... [added] turns a preset's off)")
     g.add_argument("--cm-mode", type=str, default="hd_camera", choices=memory_names(),
                    help="memory update: cm = Vanilla, cm_hard = Hard, tccl_camera = TCCL, hd_camera = CHD "
                         "(cm_camera, cm_hard_camera: in 3C's code, not its command line)")
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dbscan-eps", type=float, default=0.6)
     g.add_argument("--cluster-min-instances", type=int, default=4,
                    help="DBSCAN min_samples; smaller HDC / k-means clusters become outliers")
-    g.add_argument("--warmup-with-dbscan", action="store_true",
+    g.add_argument("--warmup-with-dbscan", action=argparse.BooleanOptionalAction, default=False,
                    help="DBSCAN instead of HDC / k-means for the first --warmup-iters epochs")
     g.add_argument("--hdc-camera-version", type=none_or(str), default=None,
                    help="only None is wired up in 3C")
@@ -123,9 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--hdc-max-iter", type=int, default=80)
     g.add_argument("--hdc-init", type=str, default="k-means++2", choices=INITS)
     g.add_argument("--hdc-normalize", action="store_true", help="L2-normalise HDC's centroids")
-    g.add_argument("--hdc-centroids", action="store_true",
+    g.add_argument("--hdc-centroids", action=argparse.BooleanOptionalAction, default=False,
                    help="memory from HDC's centroids (else the post-processed member means)")
-    g.add_argument("--hdc-outlier", action="store_true", help="HDC's peripheral samples become outliers")
+    g.add_argument("--hdc-outlier", action=argparse.BooleanOptionalAction, default=False,
+                   help="HDC's peripheral samples become outliers")
     g.add_argument("--no-jaccard", action="store_true", help="HDC on the feature distance, not Jaccard")
     g.add_argument("--jaccard-k1", type=int, default=30)
     g.add_argument("--jaccard-k2", type=int, default=6)

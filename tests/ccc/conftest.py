@@ -55,3 +55,12 @@ def tiny_args(root, log_dir, *extra, cluster: str = "hdc") -> list[str]:
             "--iters", "2", "--eval-step-epoch", "1", "--num-workers", "0", "--num-threads", "2",
             "--no-progress", "--print-freq", "0", "--scale", "smoke", "--seed", "7",
             "--root-dir", str(root), "--log-dir", str(log_dir), *extra]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(train_script, tiny_root, tmp_path_factory) -> Path:
+    """One finished tiny HDC run (epoch 0 a DBSCAN warm-up, epochs 1-2 HDC), shared by the tests
+    of the outputs, test.py, TensorBoard and resume (the uninterrupted run)."""
+    logs = tmp_path_factory.mktemp("tiny_run") / "full"
+    assert train_script.main(tiny_args(tiny_root, logs, "--num-epochs", "3")) == 0
+    return logs
