@@ -1,0 +1,9 @@
+"""BUC: a bottom-up clustering approach to unsupervised person re-identification (AAAI 2019).
+
+Open-ReID-shaped reimplementation: ``datasets`` (official layouts, converted on first use),
+``models`` (ResNet + average pooling over frames + embedding), ``memory`` / ``losses`` (the
+repelled/exclusive memory loss), ``merge`` (the bottom-up merge criterion), ``bottom_up`` (one
+step: train, then merge), ``evaluators`` (features + common_eval). The library takes plain
+arguments; argparse lives in ``examples/``.
+"""
+__version__ = "1.0.0"

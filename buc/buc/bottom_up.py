@@ -1,0 +1,172 @@
+"""One BUC step = train on the current clusters, then merge (the original's ``Bottom_up``).
+
+Schedule (spec B6): step 0 trains ``initial_epochs`` (20) epochs at lr 0.1, divided by 10 from
+epoch ``lr_step_size`` (16) on; later steps train ``later_epochs`` epochs (2 for images, 5 for
+video) at a constant 0.01. The backbone learns at 0.1 x the rate of the new layers; SGD with
+Nesterov momentum 0.9 and weight decay 5e-4 on every parameter; a fresh optimiser each step,
+while the weights carry over. Video: 16 frames drawn per tracklet, conv1-layer2 frozen.
+
+Only the training frames and the pseudo-labels enter this class; the true identities of the
+training set never do (they stay in the dataset records, for diagnostics outside).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .evaluators import evaluate_all, extract_features
+from .losses import ExLoss
+from .merge import MergeResult, merge_clusters
+from .trainers import Trainer
+from .utils.data import Preprocessor
+from .utils.data import transforms as T
+
+
+class BottomUp:
+    def __init__(self, model, train_samples, images_dir: str, *, is_video: bool, batch_size: int = 16,
+                 height: int = 256, width: int = 128, workers: int = 6, embedding_size: int = 2048,
+                 frames_per_video: int | None = None, max_frames: int = 900,
+                 eval_batch_size: int | None = None, initial_epochs: int = 20,
+                 later_epochs: int | None = None, lr: float = 0.1, later_lr: float = 0.01,
+                 lr_step_size: int = 16, momentum: float = 0.9, weight_decay: float = 5e-4,
+                 t: float = 10.0, device="cpu", origin_of=None, progress: bool = True,
+                 print_freq: int | None = None, merge_block_rows: int = 4096):
+        self.device = torch.device(device)
+        self.module = model.to(self.device)
+        # the original wrapped the model in DataParallel (1 GPU for images, 2 for video)
+        self.model = nn.DataParallel(self.module) if torch.cuda.device_count() > 1 \
+            and self.device.type == "cuda" else self.module
+        self.train_samples = [tuple(s) for s in train_samples]
+        self.images_dir = images_dir
+        self.is_video = is_video
+        self.batch_size = batch_size
+        self.height, self.width = height, width
+        self.workers = workers
+        self.embedding_size = embedding_size
+        self.frames_per_video = frames_per_video or (16 if is_video else 1)
+        self.max_frames = max_frames
+        self.eval_batch_size = eval_batch_size or (1 if is_video else 64)
+        self.initial_epochs = initial_epochs
+        self.later_epochs = later_epochs if later_epochs is not None else (5 if is_video else 2)
+        self.lr, self.later_lr, self.lr_step_size = lr, later_lr, lr_step_size
+        self.momentum, self.weight_decay = momentum, weight_decay
+        self.t = t
+        self.origin_of = origin_of
+        self.progress = progress
+        self.print_freq = print_freq
+        self.merge_block_rows = merge_block_rows
+        if len(self.train_samples) < batch_size:
+            raise ValueError(f"{len(self.train_samples)} training samples are fewer than one batch "
+                             f"({batch_size}); with drop_last no iteration would run")
+        self.criterion = ExLoss(embedding_size, len(self.train_samples), t=t).to(self.device)
+
+    # ------------------------------------------------------------------------ data
+    def get_dataloader(self, samples, labels=None, training: bool = False) -> DataLoader:
+        if training:
+            transform = T.train_transform(self.height, self.width)
+            batch_size = self.batch_size
+        else:
+            transform = T.test_transform(self.height, self.width)
+            batch_size = self.eval_batch_size
+        dataset = Preprocessor(samples, root=self.images_dir, transform=transform, labels=labels,
+                               num_samples=self.frames_per_video, is_training=training,
+                               max_frames=self.max_frames, origin_of=self.origin_of)
+        return DataLoader(dataset, batch_size=batch_size, num_workers=self.workers, shuffle=training,
+                          pin_memory=self.device.type == "cuda", drop_last=training)
+
+    # ------------------------------------------------------------------------ schedule
+    def epochs_for(self, step: int) -> int:
+        return self.initial_epochs if step == 0 else self.later_epochs
+
+    def lr_for(self, step: int, epoch: int) -> float:
+        if step == 0:
+            return self.lr / (10 ** (epoch // self.lr_step_size))
+        return self.later_lr
+
+    def make_optimizer(self, step: int) -> torch.optim.Optimizer:
+        base = self.module.CNN.base
+        base_ids = {id(p) for p in base.parameters()}
+        base_params = [p for p in base.parameters() if p.requires_grad]
+        new_params = [p for p in self.module.parameters() if id(p) not in base_ids]
+        groups = [{"params": base_params, "lr_mult": 0.1}, {"params": new_params, "lr_mult": 1.0}]
+        return torch.optim.SGD(groups, lr=self.lr_for(step, 0), momentum=self.momentum,
+                               weight_decay=self.weight_decay, nesterov=True)
+
+    def adjust_lr(self, optimizer, step: int, epoch: int) -> float:
+        lr = self.lr_for(step, epoch)
+        for g in optimizer.param_groups:
+            g["lr"] = lr * g.get("lr_mult", 1.0)
+        return lr
+
+    # ------------------------------------------------------------------------ train
+    def train(self, labels, step: int, start_epoch: int = 0, optimizer_state=None, on_epoch_end=None,
+              writer=None, stop_after_epochs: int | None = None) -> int:
+        """Trains step ``step`` from ``start_epoch``; ``on_epoch_end(step, epoch, optimizer,
+        stats)`` is called after each epoch (checkpointing). Returns the epochs run."""
+        labels = np.asarray(labels, dtype=np.int64)
+        if len(labels) != len(self.train_samples):
+            raise ValueError(f"{len(labels)} labels for {len(self.train_samples)} training samples")
+        if labels.max() >= self.criterion.num_classes:
+            raise ValueError("labels exceed the memory size; call get_new_train_data after merging")
+        loader = self.get_dataloader(self.train_samples, labels, training=True)
+        optimizer = self.make_optimizer(step)
+        if optimizer_state is not None:
+            optimizer.load_state_dict(optimizer_state)
+        trainer = Trainer(self.model, self.criterion, self.device)
+        print_freq = self.print_freq or max(5, len(loader) // 30 * 10)
+        ran = 0
+        for epoch in range(start_epoch, self.epochs_for(step)):
+            if stop_after_epochs is not None and ran >= stop_after_epochs:
+                break
+            lr = self.adjust_lr(optimizer, step, epoch)
+            stats = trainer.train(epoch, loader, optimizer, step=step, print_freq=print_freq,
+                                  writer=writer, global_step=self._global_iter(step, epoch, len(loader)),
+                                  progress=self.progress)
+            stats["lr"] = lr
+            ran += 1
+            if on_epoch_end is not None:
+                on_epoch_end(step, epoch, optimizer, stats)
+        return ran
+
+    def _global_iter(self, step: int, epoch: int, per_epoch: int) -> int:
+        done = sum(self.epochs_for(s) for s in range(step)) + epoch
+        return done * per_epoch
+
+    # ------------------------------------------------------------------------ features
+    def extract(self, samples, desc: str = "extract") -> np.ndarray:
+        loader = self.get_dataloader(samples, training=False)
+        return extract_features(self.model, loader, self.device, desc=desc, progress=self.progress)
+
+    def evaluate(self, query, gallery, metric=None, labels=None, cmc_configs=("market1501",), seed: int = 0):
+        """Open-ReID evaluation; ``metric`` (a DistanceMetric) is fitted on the training features
+        with the current pseudo-labels first."""
+        if metric is not None and metric.algorithm != "euclidean":
+            metric.train(self.extract(self.train_samples, "extract train (metric)"), labels)
+        qf = self.extract([r[0] for r in query], "extract query")
+        gf = self.extract([r[0] for r in gallery], "extract gallery")
+        return evaluate_all(qf, gf, query, gallery, cmc_configs=cmc_configs, metric=metric, seed=seed)
+
+    # ------------------------------------------------------------------------ merge
+    def get_new_train_data(self, labels, nums_to_merge: int, size_penalty: float,
+                           features=None) -> MergeResult:
+        """Extracts the training features, merges ``nums_to_merge`` cluster pairs and creates a
+        new memory with one zero slot per remaining cluster (the authors' fix)."""
+        feats = self.extract(self.train_samples, "extract train") if features is None else features
+        result = merge_clusters(feats, labels, nums_to_merge, size_penalty,
+                                block_rows=self.merge_block_rows, device=self.device)
+        print(f"num of label before merge:  {result.num_before}  after_merge:  {result.num_after}  "
+              f"sub:  {result.num_before - result.num_after}")
+        self.criterion = ExLoss(self.embedding_size, result.num_after, t=self.t).to(self.device)
+        return result
+
+    # ------------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return {"model": self.module.state_dict(), "memory": self.criterion.V.detach().cpu().clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.module.load_state_dict(state["model"])
+        memory = state["memory"]
+        self.criterion = ExLoss(self.embedding_size, memory.shape[0], t=self.t).to(self.device)
+        self.criterion.V.copy_(memory.to(self.device))

@@ -1,0 +1,82 @@
+"""Feature extraction and Open-ReID-style evaluation through common_eval (spec B9).
+
+Features: ``e`` = L2-normalised pool5 averaged over the frames of a sample (all frames of a
+tracklet, at most ``max_frames``). Distances: squared Euclidean (the original's
+``pairwise_distance``), optionally after a learned metric's transform. Ranking: common_eval's
+single-shot protocol (same pid and same camera removed; pid -1 junk removed; queries without a
+true match skipped). BUC's native AP is Open-ReID's ``average_precision_score`` under
+scikit-learn <= 0.18 (``ap="sklearn018"``); the common flavour is step-wise.
+
+CMC configurations (Open-ReID): ``market1501`` (first match; what BUC prints), ``allshots``
+(every true match adds 1/n) and ``cuhk03`` (separate camera set, single gallery shot, 10
+repeats). BUC printed only market1501; Open-ReID's evaluator prints all three.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from common_eval import RankResult, evaluate
+
+CMC_CONFIGS = {
+    "allshots": dict(separate_camera_set=False, single_gallery_shot=False, first_match_break=False),
+    "cuhk03": dict(separate_camera_set=True, single_gallery_shot=True, first_match_break=False),
+    "market1501": dict(separate_camera_set=False, single_gallery_shot=False, first_match_break=True),
+}
+NATIVE_AP = "sklearn018"
+COMMON_AP = "stepwise"
+
+
+@torch.no_grad()
+def extract_features(model, data_loader, device="cpu", desc: str = "extract", progress: bool = True):
+    """L2-normalised pool5 of every sample, in loader order, as a float32 (N, d) array."""
+    model.eval()
+    feats = []
+    for imgs, _, _ in tqdm(data_loader, desc=desc, leave=False, disable=not progress, mininterval=1.0):
+        _, pool5 = model(imgs.to(device, non_blocking=True))
+        feats.append(pool5.float().cpu())
+    return torch.cat(feats).numpy() if feats else np.zeros((0, 0), np.float32)
+
+
+def ids_and_cams(records):
+    return (np.array([r[1] for r in records], dtype=np.int64),
+            np.array([r[2] for r in records], dtype=np.int64))
+
+
+def evaluate_all(query_features, gallery_features, query, gallery, cmc_configs=("market1501",),
+                 cmc_topk=(1, 5, 10, 20), metric=None, seed: int = 0, verbose: bool = True) -> RankResult:
+    """Ranks query against gallery and prints Open-ReID's summary; returns the market1501
+    RankResult (every AP flavour: ``.metrics("sklearn018")``, ``.metrics("stepwise")``)."""
+    unknown = [c for c in cmc_configs if c not in CMC_CONFIGS]
+    if unknown:
+        raise ValueError(f"unknown CMC config {unknown}; valid: {', '.join(CMC_CONFIGS)}")
+    qf, gf = np.asarray(query_features), np.asarray(gallery_features)
+    if metric is not None:
+        qf, gf = metric.transform(qf), metric.transform(gf)
+    q_pids, q_cams = ids_and_cams(query)
+    g_pids, g_cams = ids_and_cams(gallery)
+    max_rank = min(100, len(gallery))
+    common = dict(query_features=qf, gallery_features=gf, q_pids=q_pids, g_pids=g_pids,
+                  q_camids=q_cams, g_camids=g_cams, metric="sqeuclidean", max_rank=max_rank,
+                  ap=NATIVE_AP, seed=seed)
+    results = {"market1501": evaluate(**common, **CMC_CONFIGS["market1501"])}
+    for name in cmc_configs:
+        if name not in results:
+            results[name] = evaluate(**common, **CMC_CONFIGS[name])
+    main = results["market1501"]
+    if verbose:
+        print(f"Mean AP: {main.mAP_by_flavour[NATIVE_AP]:4.1%}  ({NATIVE_AP}; step-wise "
+              f"{main.mAP_by_flavour[COMMON_AP]:4.1%}, mINP {main.mINP:4.1%}, "
+              f"{main.num_valid_queries} valid queries)")
+        names = [c for c in ("allshots", "cuhk03", "market1501") if c in results]
+        if names == ["market1501"]:
+            print("CMC Scores:")
+            for k in cmc_topk:
+                print(f"  top-{k:<4}{main.rank(k):12.1%}")
+        else:
+            print("CMC Scores" + "".join(f"{n:>12}" for n in names))
+            for k in cmc_topk:
+                print(f"  top-{k:<4}    " + "".join(f"{results[n].rank(k):12.1%}" for n in names))
+    main.cmc_configs = results
+    return main

@@ -1,0 +1,3 @@
+from .exclusive_loss import ExLoss
+
+__all__ = ["ExLoss"]

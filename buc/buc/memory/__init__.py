@@ -1,0 +1,3 @@
+from .exclusive_memory import ExclusiveMemory
+
+__all__ = ["ExclusiveMemory"]

@@ -1,0 +1,3 @@
+from .preprocessor import CorruptImageError, Preprocessor, sample_frames
+
+__all__ = ["CorruptImageError", "Preprocessor", "sample_frames"]

@@ -1,0 +1,75 @@
+"""A sample = one image or one tracklet, returned as a (frames, 3, H, W) tensor (spec B3).
+
+Training draws ``num_samples`` frames per tracklet (without replacement when the tracklet is long
+enough, with replacement otherwise) and sorts them by name; evaluation takes every frame, at most
+``max_frames`` of them (a random subset of longer tracklets). Random draws use python's
+``random`` (seeded per DataLoader worker by torch), as the original did.
+"""
+from __future__ import annotations
+
+import os
+import random
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+
+class CorruptImageError(RuntimeError):
+    """An image that PIL cannot decode; the message names the file."""
+
+
+def sample_frames(frames, num_samples: int, training: bool, max_frames: int) -> list:
+    frames = list(frames)
+    if training:
+        if len(frames) >= num_samples:
+            chosen = random.sample(frames, num_samples)
+        else:
+            chosen = random.choices(frames, k=num_samples)
+        chosen.sort()
+        return chosen
+    if len(frames) > max_frames:  # bounded memory for very long tracklets
+        return random.sample(frames, max_frames)
+    return frames
+
+
+def read_image(path: str, origin_of=None) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        origin = origin_of(os.path.basename(path)) if origin_of is not None else None
+        src = f" (converted from {origin})" if origin else ""
+        raise CorruptImageError(
+            f"cannot decode image {path}{src}: {exc}. Replace the file with a good copy from the "
+            "official dataset (or delete the converted folder and its source image, then re-run)."
+        ) from exc
+
+
+class Preprocessor(torch.utils.data.Dataset):
+    """Items: (frames tensor (S, 3, H, W), index, label). ``labels`` are the pseudo-labels
+    (training) or None (evaluation, label -1); true identities never pass through here."""
+
+    def __init__(self, samples, root: str, transform=None, labels=None, num_samples: int = 1,
+                 is_training: bool = False, max_frames: int = 900, origin_of=None):
+        self.samples = list(samples)
+        self.root = root
+        self.transform = transform
+        self.labels = None if labels is None else [int(x) for x in labels]
+        if self.labels is not None and len(self.labels) != len(self.samples):
+            raise ValueError(f"{len(self.labels)} labels for {len(self.samples)} samples")
+        self.num_samples = num_samples
+        self.is_training = is_training
+        self.max_frames = max_frames
+        self.origin_of = origin_of  # converted name -> official file, looked up only on error
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        frames = sample_frames(self.samples[index], self.num_samples, self.is_training, self.max_frames)
+        tensors = []
+        for fname in frames:
+            img = read_image(os.path.join(self.root, fname), self.origin_of)
+            tensors.append(self.transform(img) if self.transform is not None else img)
+        label = -1 if self.labels is None else self.labels[index]
+        return torch.stack(tensors, dim=0), index, label
