@@ -1,0 +1,43 @@
+# AuxUSL (PyTorch, fast-reid style with yacs; video): ./reproduce.sh auxusl in an image with only its own stack.
+#   docker build -f docker/auxusl.Dockerfile -t reid-auxusl .                      (GPU, default)
+#   docker build -f docker/auxusl.Dockerfile --build-arg VARIANT=cpu \
+#                --build-arg BASE=debian:bookworm-slim -t reid-auxusl:cpu .      (CPU)
+#   docker run --gpus all --shm-size=16g -v DATA:/data -v LOGS:/logs reid-auxusl dukevideo
+ARG BASE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
+FROM ${BASE}
+
+# gpu: torch wheels from PyPI (they carry CUDA); cpu: the CPU-only wheels
+ARG VARIANT=gpu
+# extra package index, e.g. a local mirror (docker/verify-local.sh uses one)
+ARG PIP_EXTRA_INDEX_URL=""
+ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_EXTRA_INDEX_URL=${PIP_EXTRA_INDEX_URL} PYTHONUNBUFFERED=1 \
+    REID_DATA=/data REID_LOGS=/logs REID_SYNTHETIC=/data/synthetic
+
+# distribution packages follow the base image's release (pinning them would tie the file to one base)
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv python3-dev gcc g++ libgomp1 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --create-home --uid 1000 reid \
+ && mkdir -p /data /logs /opt/reid && chown reid:reid /data /logs /opt/reid
+
+WORKDIR /opt/reid
+USER 1000
+COPY --chown=reid:reid constraints.txt reproduce.sh ./
+COPY --chown=reid:reid common_eval/ common_eval/
+COPY --chown=reid:reid auxusl/ auxusl/
+
+# the pinned stack of this method only, then the packages; the Cython kernels build here
+RUN python3 -m venv .venv \
+ && set -- \
+ && if [ "$VARIANT" = cpu ]; then set -- --extra-index-url https://download.pytorch.org/whl/cpu; fi \
+ && .venv/bin/pip install -c constraints.txt setuptools Cython numpy \
+ && .venv/bin/pip install "$@" -c constraints.txt -r auxusl/requirements.txt \
+ && .venv/bin/pip install -c constraints.txt --no-build-isolation ./common_eval ./auxusl \
+ && .venv/bin/python -c "import common_eval._rank, common_eval._knn, auxusl" \
+ && touch .venv/.reproduce-image
+
+VOLUME ["/data", "/logs"]
+ENTRYPOINT ["/opt/reid/reproduce.sh", "auxusl"]
+CMD ["dukevideo", "--smoke"]

@@ -1,0 +1,44 @@
+# PUL (Keras 3 on TensorFlow): ./reproduce.sh pul in an image with only its own stack (no torch).
+#   docker build -f docker/pul.Dockerfile -t reid-pul .                      (GPU, default)
+#   docker build -f docker/pul.Dockerfile --build-arg VARIANT=cpu \
+#                --build-arg BASE=debian:bookworm-slim -t reid-pul:cpu .      (CPU)
+#   docker run --gpus all --shm-size=16g -v DATA:/data -v LOGS:/logs reid-pul duke market
+ARG BASE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
+FROM ${BASE}
+
+# gpu: tensorflow[and-cuda] (same version); cpu: tensorflow-cpu, as pul/requirements.txt pins it
+ARG VARIANT=gpu
+# extra package index, e.g. a local mirror (docker/verify-local.sh uses one)
+ARG PIP_EXTRA_INDEX_URL=""
+ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_EXTRA_INDEX_URL=${PIP_EXTRA_INDEX_URL} PYTHONUNBUFFERED=1 KERAS_BACKEND=tensorflow \
+    REID_DATA=/data REID_LOGS=/logs REID_SYNTHETIC=/data/synthetic
+
+# distribution packages follow the base image's release (pinning them would tie the file to one base)
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv python3-dev gcc g++ libgomp1 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --create-home --uid 1000 reid \
+ && mkdir -p /data /logs /opt/reid && chown reid:reid /data /logs /opt/reid
+
+WORKDIR /opt/reid
+USER 1000
+COPY --chown=reid:reid constraints.txt reproduce.sh ./
+COPY --chown=reid:reid common_eval/ common_eval/
+COPY --chown=reid:reid pul/ pul/
+
+# the pinned stack of this method only, then the packages; common_eval's Cython kernels build here
+RUN python3 -m venv .venv \
+ && if [ "$VARIANT" = gpu ]; then .venv/bin/pip install "tensorflow[and-cuda]==2.21.0"; fi \
+ && grep -v "^tensorflow-cpu" pul/requirements.txt > /tmp/requirements.txt \
+ && if [ "$VARIANT" = cpu ]; then grep "^tensorflow-cpu" pul/requirements.txt >> /tmp/requirements.txt; fi \
+ && .venv/bin/pip install -c constraints.txt setuptools Cython numpy \
+ && .venv/bin/pip install -c constraints.txt -r /tmp/requirements.txt \
+ && .venv/bin/pip install -c constraints.txt --no-build-isolation ./common_eval ./pul \
+ && .venv/bin/python -c "import common_eval._rank, common_eval._knn, pul, keras" \
+ && touch .venv/.reproduce-image
+
+VOLUME ["/data", "/logs"]
+ENTRYPOINT ["/opt/reid/reproduce.sh", "pul"]
+CMD ["duke", "market", "--smoke"]
