@@ -116,8 +116,9 @@ def _candidates(feats, labels_t, sizes_t, penalty, threshold, k, block_rows):
 
 
 def merge_clusters(features, labels, nums_to_merge: int, size_penalty: float,
-                   block_rows: int = 4096, device=None) -> MergeResult:
-    """One round of bottom-up merging (see the module docstring); ``labels`` must be 0..C-1."""
+                   block_rows: int = 4096, device=None, initial_k: int | None = None) -> MergeResult:
+    """One round of bottom-up merging (see the module docstring); ``labels`` must be 0..C-1.
+    ``initial_k``: pairs kept in the first pass (default max(4m, m + 1024)); grown x4 as needed."""
     labels = np.asarray(labels, dtype=np.int64)
     n = len(labels)
     feats = torch.as_tensor(np.asarray(features), dtype=torch.float32)
@@ -137,7 +138,7 @@ def merge_clusters(features, labels, nums_to_merge: int, size_penalty: float,
     penalty = torch.tensor(size_penalty, dtype=torch.float32)   # lambda in float32, as the original
 
     total_pairs = n * (n - 1) // 2 - int(sum(s * (s - 1) // 2 for s in sizes))
-    k = min(total_pairs, max(4 * nums_to_merge, nums_to_merge + 1024))
+    k = min(total_pairs, initial_k or max(4 * nums_to_merge, nums_to_merge + 1024))
     while True:
         threshold = _candidates(feats, labels_t, sizes_t, penalty.item(), None, k, block_rows)
         keys, flats = _candidates(feats, labels_t, sizes_t, penalty.item(), threshold, k, block_rows)

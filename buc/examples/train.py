@@ -30,13 +30,20 @@ import yaml  # noqa: E402
 
 from buc import datasets, metric_learning, models  # noqa: E402
 from buc.bottom_up import BottomUp  # noqa: E402
+from buc.datasets import DatasetNotFoundError, MalformedDatasetError  # noqa: E402
 from buc.dist_metric import DistanceMetric  # noqa: E402
 from buc.evaluators import COMMON_AP, NATIVE_AP  # noqa: E402
 from buc.merge import MergeError, check_merge  # noqa: E402
+from buc.models import PretrainedWeightsMissing  # noqa: E402
+from buc.trainers import NaNLossError  # noqa: E402
 from buc.utils import rng_state, set_rng_state, set_seed  # noqa: E402
+from buc.utils.data import CorruptImageError  # noqa: E402
 from buc.utils.logging import Logger  # noqa: E402
 from buc.utils.serialization import load_checkpoint, save_checkpoint, write_json  # noqa: E402
 from buc.utils.tensorboard import summary_writer  # noqa: E402
+
+USER_ERRORS = (DatasetNotFoundError, MalformedDatasetError, PretrainedWeightsMissing, CorruptImageError,
+               NaNLossError, MergeError)
 
 HERE = Path(__file__).resolve().parent
 BUC_DIR = HERE.parent
@@ -149,8 +156,13 @@ def main(argv=None) -> int:
     resume = None
     if args.resume:
         resume = load_checkpoint(ckpt_path if args.resume == "auto" else args.resume)
-    with Logger(logs_dir / "log.txt", append=resume is not None):
-        return run(args, logs_dir, ckpt_path, resume, argv)
+    with Logger(logs_dir / "log.txt", append=resume is not None) as log:
+        try:
+            return run(args, logs_dir, ckpt_path, resume, argv)
+        except USER_ERRORS as exc:  # bad input: a clear message (console and log.txt), no traceback
+            log.file.write(f"error: {exc}\n")
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
 
 
 def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
@@ -194,8 +206,8 @@ def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
              "initial": None, "wall_seconds": 0.0, "optimizer": None}
     if resume is not None:
         if len(resume["labels"]) != num_samples:
-            raise SystemExit(f"error: the checkpoint has {len(resume['labels'])} samples, the dataset "
-                             f"{num_samples}: it belongs to another dataset or configuration")
+            raise MalformedDatasetError(f"the checkpoint has {len(resume['labels'])} samples, the dataset "
+                                        f"{num_samples}: it belongs to another dataset or configuration")
         bu.load_state_dict(resume)
         state.update({k: resume[k] for k in state if k in resume})
         set_rng_state(resume["rng"])
@@ -274,17 +286,17 @@ def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
 def check_schedule(num_samples: int, nums_to_merge: int, num_steps: int, merge_percent: float) -> None:
     """Stops before training when the merge schedule cannot work."""
     if not 0 < merge_percent < 1:
-        raise SystemExit(f"error: --merge_percent must be in (0, 1), got {merge_percent}: at 1 or more "
-                         "every sample would be merged into one cluster")
+        raise MergeError(f"--merge_percent must be in (0, 1), got {merge_percent}: at 1 or more every "
+                         "sample would be merged into one cluster")
     if num_steps < 1:
-        raise SystemExit(f"error: --merge_percent {merge_percent} gives {num_steps} steps "
-                         f"(int(1/mp) - 1); use a value below 0.5")
+        raise MergeError(f"--merge_percent {merge_percent} gives {num_steps} steps (int(1/mp) - 1): "
+                         "nothing would be trained; use a value below 0.5")
     clusters = num_samples
     for step in range(num_steps - 1):           # the merge after the last step is not needed
         try:
             check_merge(clusters, nums_to_merge)
         except MergeError as exc:
-            raise SystemExit(f"error: step {step} of {num_steps}: {exc}") from None
+            raise MergeError(f"the merge after step {step} of {num_steps}: {exc}") from None
         clusters -= nums_to_merge
 
 

@@ -29,9 +29,10 @@ class DukeMTMCVideoReID(ReIDDataset):
     def scan(cls, official: Path):
         out = {}
         for split in ("train", "gallery", "query"):
-            folder = official / split
-            if not folder.is_dir():
+            if not (official / split).is_dir():
                 raise cls.missing_subfolder(official, split)
+        for split in ("train", "gallery", "query"):
+            folder = official / split
             records = []
             for pdir in sorted(p for p in folder.iterdir() if p.is_dir()):
                 if not pdir.name.isdigit():

@@ -99,7 +99,11 @@ class ResNet(nn.Module):
             state = load_imagenet_state(depth) if str(pretrained).lower() == "imagenet" \
                 else load_state_file(pretrained)
             state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-            missing, unexpected = self.base.load_state_dict(state, strict=False)
+            try:
+                missing, unexpected = self.base.load_state_dict(state, strict=False)
+            except RuntimeError as exc:  # shape mismatches
+                raise ValueError(f"pretrained weights do not fit ResNet-{depth}: "
+                                 f"{str(exc).splitlines()[1].strip()} ...") from None
             missing = [k for k in missing if not k.startswith("fc.")]
             if missing or unexpected:
                 raise ValueError(f"pretrained weights do not fit ResNet-{depth}: missing {missing[:5]}, "

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Adapter called by ../reproduce.sh (see ../CONTRIBUTING.md):
+#   buc/reproduce.sh TARGET --data-root DIR --logs-dir DIR [--smoke] [train.py options] -- [train.py flags]
+# TARGET: market duke mars dukevideo. Paper preset = the original run.sh (batch 16, size_penalty
+# 0.003, merge_percent 0.05); --smoke adds the CPU preset (configs/smoke-*.yaml).
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PY="${PYTHON:-$HERE/../.venv/bin/python}"
+
+die() { echo "buc/reproduce.sh: $*" >&2; exit 2; }
+[[ $# -ge 1 ]] || die "usage: buc/reproduce.sh TARGET --data-root DIR --logs-dir DIR [--smoke] [-- flags]"
+target="$1"; shift
+case "$target" in
+  market) dataset=market1501 ;;
+  duke) dataset=duke ;;
+  mars) dataset=mars ;;
+  dukevideo) dataset=DukeMTMC-VideoReID ;;
+  *) die "BUC does not support dataset '$target' (valid: market duke mars dukevideo)" ;;
+esac
+
+args=(--dataset "$dataset")
+extra=()
+smoke=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; args+=(--data_dir "$2"); shift 2 ;;
+    --logs-dir) [[ $# -ge 2 ]] || die "--logs-dir needs a folder"; args+=(--logs_dir "$2"); shift 2 ;;
+    --smoke) args+=(--smoke); smoke=1; shift ;;
+    --source|--source-root) die "BUC is purely unsupervised: it takes no source dataset" ;;
+    --) shift; extra+=("$@"); break ;;
+    *) extra+=("$1"); shift ;;
+  esac
+done
+# the paper preset is run.sh's; with --smoke the preset in configs/ sets -mp and the sizes
+if [[ $smoke == 0 ]]; then
+  args+=(-b 16 --size_penalty 0.003 -mp 0.05)
+fi
+cd "$HERE"
+exec "$PY" examples/train.py "${args[@]}" "${extra[@]}"
