@@ -143,7 +143,12 @@ class BottomUp:
         """Open-ReID evaluation; ``metric`` (a DistanceMetric) is fitted on the training features
         with the current pseudo-labels first."""
         if metric is not None and metric.algorithm != "euclidean":
-            metric.train(self.extract(self.train_samples, "extract train (metric)"), labels)
+            try:
+                metric.train(self.extract(self.train_samples, "extract train (metric)"), labels)
+            except ValueError as exc:   # e.g. KISSME at step 0: every cluster is a single sample
+                print(f"metric '{metric.algorithm}' cannot be fitted on these clusters ({exc}); "
+                      "ranking with the Euclidean distance at this step")
+                metric = None
         qf = self.extract([r[0] for r in query], "extract query")
         gf = self.extract([r[0] for r in gallery], "extract gallery")
         return evaluate_all(qf, gf, query, gallery, cmc_configs=cmc_configs, metric=metric, seed=seed)

@@ -22,6 +22,7 @@ import torch  # noqa: E402
 from buc import datasets, models  # noqa: E402
 from buc.bottom_up import BottomUp  # noqa: E402
 from buc.evaluators import COMMON_AP, NATIVE_AP  # noqa: E402
+from buc.utils import set_seed  # noqa: E402
 from buc.utils.serialization import load_checkpoint, write_json  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,6 +61,7 @@ def main(argv=None) -> int:
         p.error("the checkpoint does not name its dataset; pass -d")
     if args.threads:
         torch.set_num_threads(args.threads)
+    set_seed(args.seed)  # video tracklets longer than max_frames are subsampled at random
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
 
     dataset = datasets.create(args.dataset, args.data_dir, converted_dir=args.converted_dir)

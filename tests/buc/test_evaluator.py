@@ -75,3 +75,21 @@ def test_metric_learn_algorithms_and_euclidean():
     assert names()[:2] == ["euclidean", "kissme"] and "lmnn" in names()
     with pytest.raises(KeyError, match="valid: euclidean, kissme"):
         DistanceMetric("mahalanobis")
+
+
+def test_learned_metric_in_the_pipeline(tiny_root, capsys):
+    from buc import datasets
+    from buc.bottom_up import BottomUp
+    from buc.models import create
+    ds = datasets.create("market1501", tiny_root, verbose=False)
+    bu = BottomUp(create("resnet18", pretrained="none", embedding_size=16), [r[0] for r in ds.train],
+                  ds.images_dir, is_video=False, height=64, width=32, workers=0, embedding_size=16,
+                  progress=False)
+    n = len(ds.train)
+    plain = bu.evaluate(ds.query, ds.gallery)
+    r0 = bu.evaluate(ds.query, ds.gallery, metric=DistanceMetric("kissme"), labels=np.arange(n))
+    assert "cannot be fitted" in capsys.readouterr().out          # step 0: documented fallback
+    assert r0.mAP == plain.mAP
+    pseudo = np.array([r[1] for r in ds.train])                   # any clustering with pairs
+    r1 = bu.evaluate(ds.query, ds.gallery, metric=DistanceMetric("kissme"), labels=pseudo)
+    assert r1.mAP != plain.mAP and 0 < r1.mAP <= 1
