@@ -246,6 +246,7 @@ def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
         if args.stop_after_epochs is not None and epochs_run >= args.stop_after_epochs:
             print(f"stopping after {epochs_run} epochs as asked (--stop_after_epochs); "
                   f"continue with --resume")
+            writer.close()
             return 0
 
         # evaluate on query / gallery, as the original does after every step
@@ -267,7 +268,7 @@ def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
                   f"same-identity merges {entry['correct_merges']}/{len(merged.pairs)}")
             writer.add_scalar("train/merge_purity", entry["merge_purity"], step + 1)
         state["history"].append(entry)
-        if state["best"] is None or entry["native"]["mAP"] > state["best"]["native"]["mAP"]:
+        if state["best"] is None or entry["native"]["mAP"] > state["best"]["native"]["mAP"]:  # by native mAP
             state["best"] = entry
             save_checkpoint({"model": bu.module.state_dict(), "step": step, "metrics": entry,
                              "args": vars(args)}, logs_dir / "model_best.pth.tar")
@@ -276,6 +277,7 @@ def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
         print("\n")
         if args.stop_after_steps is not None and steps_run >= args.stop_after_steps and step + 1 < num_steps:
             print(f"stopping after {steps_run} steps as asked (--stop_after_steps); continue with --resume")
+            writer.close()
             return 0
 
     writer.close()

@@ -67,3 +67,22 @@ def test_optimizer_groups_and_schedule(tmp_path):
     img = BottomUp(create("resnet18", pretrained="none", embedding_size=16), [("a.jpg",)] * 20,
                    str(tmp_path), is_video=False, embedding_size=16, workers=0)
     assert (img.frames_per_video, img.later_epochs, img.eval_batch_size) == (1, 2, 64)
+
+
+def test_true_identities_never_enter_training(tmp_path):
+    """BottomUp takes frames and pseudo-labels only (spec B13.4): its loader yields the labels
+    it was given, and its constructor has no way to receive identities."""
+    import inspect
+
+    import numpy as np
+    from PIL import Image
+    params = set(inspect.signature(BottomUp.__init__).parameters)
+    assert not params & {"pids", "dataset", "identities", "records"}
+    for i in range(4):
+        Image.new("RGB", (32, 64), (i * 40, 0, 0)).save(tmp_path / f"{i}.jpg")
+    bu = BottomUp(create("resnet18", pretrained="none", embedding_size=8), [(f"{i}.jpg",) for i in range(4)],
+                  str(tmp_path), is_video=False, batch_size=2, height=64, width=32, workers=0,
+                  embedding_size=8)
+    loader = bu.get_dataloader(bu.train_samples, np.array([3, 1, 2, 0]), training=True)
+    seen = {int(i): int(y) for _, idx, lab in loader for i, y in zip(idx, lab)}
+    assert seen == {0: 3, 1: 1, 2: 2, 3: 0}
