@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--height", type=int, default=224)
     g.add_argument("--width", type=int, default=224)
     g.add_argument("--last-stride", type=int, default=2, choices=(1, 2), help="resnet18 only")
+    g.add_argument("--base-width", type=int, default=64,
+                   help="resnet18 only: stage widths base x (1, 2, 4, 8); 64 = the standard ResNet-18")
     g.add_argument("--dropout", type=float, default=0.5)
     g = p.add_argument_group("optimisation (baseline and every PUL fine-tuning)")
     g.add_argument("--batch-size", type=int, default=16)
@@ -193,8 +195,8 @@ def pseudo_label_quality(true_pids, labels) -> dict:
             "pair_precision": float((same_pred & same_true & off).sum() / pairs) if pairs else float("nan")}
 
 
-BASELINE_KEYS = ("source", "arch", "pretrained", "height", "width", "last_stride", "dropout", "batch_size",
-                 "baseline_lr", "momentum", "baseline_epochs", "rotation", "shift", "seed")
+BASELINE_KEYS = ("source", "arch", "pretrained", "height", "width", "last_stride", "base_width", "dropout",
+                 "batch_size", "baseline_lr", "momentum", "baseline_epochs", "rotation", "shift", "seed")
 
 
 # ============================================================================ stage 0: baseline
@@ -258,7 +260,7 @@ def run_baseline(args, folder: Path, dataset_name: str, data_root: str, scalars=
             print(f"=> resuming the baseline after epoch {start_epoch} from {last}")
         else:
             weights = resolve_pretrained(args.pretrained, args.arch)
-            backbone = build_backbone(args.arch, (*size, 3), weights, args.last_stride)
+            backbone = build_backbone(args.arch, (*size, 3), weights, args.last_stride, args.base_width)
             head = add_classifier(backbone, num_classes, seed=args.seed, dropout=args.dropout)
             model = compile_classifier(head, args.baseline_lr, args.momentum)
     print(f"   {len(images)} images, {num_classes} classes, {steps} steps/epoch, "

@@ -33,12 +33,14 @@ def _basic_block(x, filters: int, stride: int, name: str):
     return layers.Activation("relu", name=f"{name}_out")(y)
 
 
-def resnet18(input_shape, last_stride: int = 2, blocks=(2, 2, 2, 2), widths=(64, 128, 256, 512),
+def resnet18(input_shape, last_stride: int = 2, base_width: int = 64, blocks=(2, 2, 2, 2),
              name: str = "resnet18") -> keras.Model:
-    """ResNet-18 up to the global average pool ``avg_pool`` (random initialisation)."""
+    """ResNet-18 up to the global average pool ``avg_pool`` (random initialisation); stage widths
+    base_width x (1, 2, 4, 8) (64: the standard ResNet-18, 512-d features)."""
+    widths = tuple(base_width * m for m in (1, 2, 4, 8))
     inp = keras.Input(shape=input_shape, name="input_layer")
     x = layers.ZeroPadding2D(3, name="conv1_pad")(inp)
-    x = layers.Conv2D(64, 7, strides=2, use_bias=False, name="conv1_conv")(x)
+    x = layers.Conv2D(base_width, 7, strides=2, use_bias=False, name="conv1_conv")(x)
     x = layers.BatchNormalization(epsilon=BN_EPS, name="conv1_bn")(x)
     x = layers.Activation("relu", name="conv1_relu")(x)
     x = layers.ZeroPadding2D(1, name="pool1_pad")(x)

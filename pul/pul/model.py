@@ -73,20 +73,20 @@ def resolve_pretrained(pretrained: str | None, arch: str = "resnet50", allow_dow
     return str(path)
 
 
-def build_backbone(arch: str, input_shape, weights=None, last_stride: int = 2):
+def build_backbone(arch: str, input_shape, weights=None, last_stride: int = 2, base_width: int = 64):
     """Backbone ending in the ``avg_pool`` feature layer; weights: None or a file path."""
     _keras()
     from .backbones import ARCHS, resnet18, resnet50
     if arch not in ARCHS:
         raise PULError(f"unknown backbone {arch!r}; valid: {', '.join(ARCHS)}")
     if arch == "resnet50":
-        if last_stride != 2:
-            raise PULError("last_stride applies to the resnet18 smoke backbone only")
+        if last_stride != 2 or base_width != 64:
+            raise PULError("last_stride and base_width apply to the resnet18 smoke backbone only")
         try:
             return resnet50(tuple(input_shape), weights)
         except (ValueError, OSError) as exc:
             raise PretrainedWeightsError(f"could not load the ResNet50 weights '{weights}': {exc}") from exc
-    model = resnet18(tuple(input_shape), last_stride=last_stride)
+    model = resnet18(tuple(input_shape), last_stride=last_stride, base_width=base_width)
     if weights is not None:
         try:
             model.load_weights(weights)

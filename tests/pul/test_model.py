@@ -61,6 +61,11 @@ def test_resnet18_smoke_backbone_ends_in_avg_pool():
     assert m.get_layer("conv5_block2_out").output.shape[1:3] == (4, 2)   # last stride 1
     m2 = build_backbone("resnet18", (64, 32, 3), None, last_stride=2)
     assert m2.get_layer("conv5_block2_out").output.shape[1:3] == (2, 1)
+    half = build_backbone("resnet18", (64, 32, 3), None, last_stride=1, base_width=32)   # the smoke one
+    assert half.output_shape == (None, 256) and half.get_layer(FEATURE_LAYER).name == "avg_pool"
+    assert half.count_params() < m.count_params() / 3
+    with pytest.raises(Exception, match="resnet18 smoke backbone only"):
+        build_backbone("resnet50", (64, 32, 3), None, base_width=32)
 
 
 def test_pretrained_weights_by_explicit_path(tmp_path, r50):
