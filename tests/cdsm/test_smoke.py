@@ -27,7 +27,7 @@ def test_smoke_run_learns(tmp_path_factory):
     t0 = time.time()
     p = subprocess.run([str(CDSM_DIR / "reproduce.sh"), "market", "--smoke", "--data-root", str(root),
                         "--logs-dir", str(logs), "--", "--no-progress"],
-                       capture_output=True, text=True, timeout=1200, env=env)
+                       capture_output=True, text=True, timeout=3600, env=env)
     seconds = time.time() - t0
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     record = json.loads((logs / "results.json").read_text())
