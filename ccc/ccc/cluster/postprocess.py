@@ -19,7 +19,7 @@ def remove_small_clusters(labels, centroids, min_instances: int | None = 4):
     labels = np.asarray(labels, dtype=np.int64)
     ids, counts = np.unique(labels[labels >= 0], return_counts=True)
     keep = ids if min_instances is None else ids[counts >= min_instances]
-    new_id = np.full(int(labels.max(initial=-1)) + 1, -1, dtype=np.int64)
+    new_id = np.full(int(labels.max(initial=-1)) + 2, -1, dtype=np.int64)   # never empty
     new_id[keep] = np.arange(len(keep))
     out = np.where(labels >= 0, new_id[np.maximum(labels, 0)], -1)
     kept = np.asarray(centroids)[keep] if centroids is not None else None
