@@ -179,7 +179,7 @@ def save_inference_copy(model, path):
     import keras
 
     from pul.checkpoint import save_model
-    return save_model(keras.Model(model.inputs, model.outputs, name=model.name), path)
+    return save_model(keras.Model(model.input, model.output, name=model.name), path)
 
 
 def pseudo_label_quality(true_pids, labels) -> dict:

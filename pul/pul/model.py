@@ -107,7 +107,7 @@ def add_classifier(backbone_or_model, num_classes: int, seed: int | None = None,
     x = layers.Dense(num_classes, activation="softmax", name="fc8",
                      kernel_initializer=keras.initializers.RandomNormal(mean=0.0, stddev=0.001, seed=seed),
                      bias_initializer="zeros")(x)
-    model = keras.Model(inputs=backbone_or_model.inputs, outputs=x, name="pul")
+    model = keras.Model(inputs=backbone_or_model.input, outputs=x, name="pul")
     for layer in model.layers:
         layer.trainable = True
     return model
@@ -131,7 +131,7 @@ def feature_model(model):
         raise PULError(f"the model has no '{FEATURE_LAYER}' layer (the PUL feature layer); was it saved "
                        "by this package? (The author's Keras 2.0.4 checkpoints use other layer names and "
                        "cannot be loaded: retrain the baseline.)") from exc
-    return keras.Model(inputs=model.inputs, outputs=out, name="pul_features")
+    return keras.Model(inputs=model.input, outputs=out, name="pul_features")
 
 
 def load_model(path, compile: bool = True):

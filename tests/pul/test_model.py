@@ -25,7 +25,7 @@ def test_resnet50_feature_layer_is_the_global_average_pool(r50):
     assert isinstance(layer, keras.layers.GlobalAveragePooling2D)
     assert r50.output_shape == (None, 2048)
     x = np.random.default_rng(0).normal(0, 50, (2, 64, 32, 3)).astype(np.float32)
-    last_block = keras.Model(r50.inputs, r50.get_layer("conv5_block3_out").output)
+    last_block = keras.Model(r50.input, r50.get_layer("conv5_block3_out").output)
     fmap = last_block(x, training=False).numpy()
     assert fmap.shape == (2, 2, 1, 2048)                       # 64x32 / 32
     f = r50(x, training=False).numpy()
