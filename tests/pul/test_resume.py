@@ -74,3 +74,22 @@ def test_resume_equals_uninterrupted(tiny_data, tmp_path, monkeypatch):
     assert ra["native"] == rb["native"] and ra["common"] == rb["common"] and ra["initial"] == rb["initial"]
     assert [h["selected"] for h in ra["history"]] == [h["selected"] for h in rb["history"]]
     assert not (resumed / "checkpoints" / "last.keras").exists()
+
+    # the semi-supervised variant from the same baseline: 2 known identities keep labels 0-1, the
+    # other images are clustered (K = num_ids - known) and get labels 2..num_ids-1
+    semi = tmp_path / "semi"
+    argv = tiny_args(tiny_data, semi) + ["--mode", "semi", "--baseline", str(full / "baseline" / "0.keras"),
+                                         "--known", "2", "--num-ids", "6", "--iterations", "1",
+                                         "--epochs", "1"]
+    assert train.main(argv) == 0
+    rs = json.loads((semi / "results.json").read_text())
+    assert rs["variant"] == "semi" and rs["num_clusters"] == 4
+    from pul.datasets import init_dataset
+    ds = init_dataset("market", tiny_data / "b")
+    known = np.array(ds.known_labels(2))
+    with np.load(semi / "selection_1.npz") as z:
+        idx, lab = z["train_indices"], z["train_labels"]
+    n_known = int((known >= 0).sum())
+    np.testing.assert_array_equal(idx[:n_known], np.flatnonzero(known >= 0))
+    np.testing.assert_array_equal(lab[:n_known], known[known >= 0])
+    assert (known[idx[n_known:]] == -1).all() and lab[n_known:].min() >= 2 and lab.max() <= 5
