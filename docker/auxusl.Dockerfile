@@ -8,10 +8,12 @@ FROM ${BASE}
 
 # gpu: torch wheels from PyPI (they carry CUDA); cpu: the CPU-only wheels
 ARG VARIANT=gpu
-# extra package index, e.g. a local mirror (docker/verify-local.sh uses one)
+# build-time only: an extra package index (e.g. a local mirror) and a CA bundle for a proxied
+# network (docker/verify-local.sh uses both); neither is kept in the image
 ARG PIP_EXTRA_INDEX_URL=""
+ARG PIP_CA_BUNDLE=""
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_EXTRA_INDEX_URL=${PIP_EXTRA_INDEX_URL} PYTHONUNBUFFERED=1 \
+    PYTHONUNBUFFERED=1 \
     REID_DATA=/data REID_LOGS=/logs REID_SYNTHETIC=/data/synthetic
 
 # distribution packages follow the base image's release (pinning them would tie the file to one base)
@@ -29,7 +31,9 @@ COPY --chown=reid:reid common_eval/ common_eval/
 COPY --chown=reid:reid auxusl/ auxusl/
 
 # the pinned stack of this method only, then the packages; the Cython kernels build here
-RUN python3 -m venv .venv \
+RUN if [ -n "$PIP_CA_BUNDLE" ]; then export PIP_CERT="$PIP_CA_BUNDLE"; fi \
+ && if [ -z "$PIP_EXTRA_INDEX_URL" ]; then unset PIP_EXTRA_INDEX_URL; fi \
+ && python3 -m venv .venv \
  && set -- \
  && if [ "$VARIANT" = cpu ]; then set -- --extra-index-url https://download.pytorch.org/whl/cpu; fi \
  && .venv/bin/pip install -c constraints.txt setuptools Cython numpy \

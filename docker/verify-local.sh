@@ -35,10 +35,19 @@ if ! podman image exists "$base"; then
   rm -rf "$rootfs"
 fi
 
-volumes=() extra=""
+volumes=() extra="" ca=""
 for d in /opt/pypi /opt/pypi-more /opt/wheels; do
   [[ -d "$d" ]] && volumes+=(--volume "$d:$d:ro")
 done
+# the host's CA bundle (a proxied network re-signs TLS; pip inside the build needs to trust it)
+if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
+  volumes+=(--volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/host-ca.crt:ro)
+  ca=/etc/ssl/host-ca.crt
+fi
+# torch images: the default (CUDA-enabled) wheels, which the local index holds and which run on
+# a CPU; the PUL image: its CPU variant (tensorflow-cpu, which the local index holds)
+variant=gpu
+[[ $method == pul ]] && variant=cpu
 for d in /opt/pypi/simple /opt/pypi-more/simple; do
   [[ -d "$d" ]] && extra="$extra file://$d"
 done
@@ -47,7 +56,8 @@ image="localhost/reid-$method:verify"
 echo "==> building $image from $file"
 start=$(date +%s)
 podman build --isolation=chroot "${volumes[@]}" \
-  --build-arg BASE="$base" --build-arg PIP_EXTRA_INDEX_URL="${extra# }" \
+  --build-arg BASE="$base" --build-arg VARIANT="$variant" --build-arg PIP_CA_BUNDLE="$ca" \
+  --build-arg PIP_EXTRA_INDEX_URL="${extra# }" \
   -f "$file" -t "$image" "$ROOT"
 echo "==> built in $(( $(date +%s) - start )) s; size: $(podman image inspect "$image" --format '{{.Size}}' | awk '{printf "%.1f GB", $1/1e9}')"
 

@@ -70,3 +70,11 @@ def test_random_init_is_the_originals_reset():
     assert abs(w.std().item() - (2 / (64 * 9)) ** 0.5) < 0.01
     with pytest.raises(KeyError, match="valid: avg_pool, resnet101"):
         models.create("resnet19")
+
+
+def test_a_buc_checkpoint_gives_its_backbone(tmp_path):
+    torch.manual_seed(0)
+    src = models.create("resnet18", pretrained="none", embedding_size=8)
+    torch.save({"model": src.state_dict(), "step": 3}, tmp_path / "model_best.pth.tar")
+    m = models.create("resnet18", pretrained=str(tmp_path / "model_best.pth.tar"), embedding_size=8)
+    assert torch.equal(m.CNN.base.layer4[1].conv2.weight, src.CNN.base.layer4[1].conv2.weight)

@@ -9,6 +9,7 @@ BN 1/0).
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -56,9 +57,14 @@ def load_state_file(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise PretrainedWeightsMissing(f"--pretrained {path}: no such file (expected a torchvision "
-                                       "ResNet state_dict saved with torch.save)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+                                       "ResNet state_dict saved with torch.save, or a BUC checkpoint)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:   # a full BUC checkpoint (RNG states): only load files you trust
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):   # a BUC checkpoint: its backbone
+        state = {k.removeprefix("CNN.base."): v for k, v in state["model"].items() if k.startswith("CNN.base.")}
+    elif isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     return {k.removeprefix("module."): v for k, v in state.items()}
 
