@@ -119,8 +119,8 @@ def train_one_epoch(
         optimizer.step()
         update_teacher(student, teacher, epoch * num_iters + i, alpha)
 
-        values = {k: float(v) for k, v in parts.items()}
-        values.update(loss=float(loss), prec=prec)
+        values = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in parts.items()}
+        values.update(loss=float(loss.detach()), prec=prec)
         for k, v in values.items():
             sums[k] += v
         step = epoch * num_iters + i

@@ -402,9 +402,7 @@ def run(cfg, argv) -> int:
     teacher = create_teacher(student)  # same start (the original loads the same ImageNet weights into both)
     student.to(device)
     teacher.to(device)
-    evaluator = Evaluator(cfg, dataset, test_tf, reader, device, progress)
-
-    ckpt, start_epoch = None, 0
+    ckpt, start_epoch, initial_ablation = None, 0, None
     best, best_epoch, best_top1, last, initial, history, elapsed = None, -1, None, None, None, [], 0.0
     cluster_state = None
     if cfg.RESUME:
@@ -424,6 +422,7 @@ def run(cfg, argv) -> int:
             if ckpt.get("format") == FORMAT:
                 best, best_epoch, best_top1 = ckpt["best"], ckpt["best_epoch"], ckpt["best_top1_metrics"]
                 last, initial, history = ckpt["last"], ckpt["initial"], list(ckpt["history"])
+                initial_ablation = ckpt.get("initial_ablation")
                 elapsed = float(ckpt["elapsed"])
                 cluster_state = ClusterState.from_dict(ckpt["cluster"]) if ckpt.get("cluster") else None
             else:
@@ -436,6 +435,7 @@ def run(cfg, argv) -> int:
                 f"Best top1: {float(ckpt.get('best_top1', 0)):5.1%}"
             )
 
+    evaluator = Evaluator(cfg, dataset, test_tf, reader, device, progress)
     if cfg.TEST.EVAL_ONLY:
         log.info("Eval ONLY")
         out = evaluator(teacher)
@@ -459,11 +459,13 @@ def run(cfg, argv) -> int:
     if initial is None:
         t0 = time.perf_counter()
         out = evaluator(teacher)
-        initial = out["result"].metrics("stepwise")
+        initial, initial_ablation = out["result"].metrics("stepwise"), out["ablation"] or None
         log.info(
             f"==> initial model (before training): {describe(out['result'])} "
             f"({time.perf_counter() - t0:.1f} s)"
         )
+        for name, m in out["ablation"].items():
+            log.info(f"    test-time terms {name:12s}: mAP {m['mAP']:5.1f}  rank-1 {m['rank1']:5.1f}")
         writer.add_scalar("eval/mAP", initial["mAP"], 0)
         writer.add_scalar("eval/rank1", initial["rank1"], 0)
     if ckpt is not None and ckpt.get("format") == FORMAT:
@@ -669,6 +671,7 @@ def run(cfg, argv) -> int:
             "best_top1_metrics": best_top1,
             "last": last,
             "initial": initial,
+            "initial_ablation": initial_ablation,
             "history": history,
             "optimizer": optimizer.state_dict(),
             "cluster": cluster_state.as_dict(),
@@ -728,6 +731,7 @@ def run(cfg, argv) -> int:
         history=history,
         auxiliary={k: bool(cfg_get(cfg, k)) for k in AUX_KEYS},
         test_time_ablation=best.get("ablation") or None,
+        initial_test_time_ablation=initial_ablation,
         load_average={
             "start": [round(x, 2) for x in load_start],
             "end": [round(x, 2) for x in os.getloadavg()],
