@@ -509,8 +509,10 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
     reused = bool(baseline_summary.get("reused")) if baseline_summary else True
     # end to end: this process (import, baseline if trained now, PUL) + earlier sessions of this run
     wall = time.time() - t_process + wall_before + (baseline_wall if reused else 0.0)
+    short = {"market1501": "market", "dukemtmcreid": "duke"}  # results.json: ./reproduce.sh's names
     path = write_results(
-        logs, method="pul", variant="semi" if semi else None, source=args.source, target=args.dataset,
+        logs, method="pul", variant="semi" if semi else None, source=short.get(args.source, args.source),
+        target=short.get(args.dataset, args.dataset),
         scale=args.scale, common=final["eval"]["common"], native=final["eval"]["native"],
         initial=initial["common"], selection="last", last=final["eval"]["common"],
         epochs=args.iterations, wall_seconds=wall,
