@@ -98,3 +98,11 @@ def test_build_context_excludes_local_state():
     ignored = (ROOT / ".dockerignore").read_text().split()
     for entry in (".venv", "data", "logs", ".git"):
         assert entry in ignored
+
+
+def test_the_readme_shows_docker_run_for_every_image():
+    readme = (ROOT / "README.md").read_text()
+    for m in METHODS:
+        line = next((ln for ln in readme.splitlines() if ln.startswith("docker run") and f" reid-{m} " in ln), None)
+        assert line, f"README.md has no `docker run ... reid-{m} ...` line"
+        assert "--gpus all" in line and "--shm-size=" in line and ":/data" in line and ":/logs" in line, line
