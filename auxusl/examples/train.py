@@ -61,6 +61,7 @@ from auxusl.evaluation import (
 )
 from auxusl.losses import SoftEntropy, SoftTripletLoss, build_id_loss, build_triplet_loss
 from auxusl.models import create_teacher
+from auxusl.models.ghost_bn import set_ghost_bn
 from auxusl.trainer import train_one_epoch
 from auxusl.utils import (
     copy_weights,
@@ -475,6 +476,9 @@ def run(cfg, argv) -> int:
     if device.type == "cuda" and len(cfg.GPU_Device) > 1 and torch.cuda.device_count() > 1:
         student_fwd, teacher_fwd = nn.DataParallel(student), nn.DataParallel(teacher)
     multi_gpu = len(cfg.GPU_Device) > 1
+    if multi_gpu and student_fwd is student:  # one device emulates the replicas' BN statistics
+        set_ghost_bn(student, cfg.MODEL.BN_SLICES)
+        set_ghost_bn(teacher, cfg.MODEL.BN_SLICES)
     c, dl = cfg.CLUSTER, cfg.DATALOADER
     for epoch in range(start_epoch, cfg.OPTIM.EPOCHS):
         epoch_start = time.perf_counter()

@@ -17,6 +17,15 @@ _C.MODEL.DEVICE = "cuda"
 # resnet50bnn is the original's only model; resnet18bnn/resnet34bnn/resnet101bnn [added] are the
 # same network on another torchvision depth (smoke scale uses resnet18bnn)
 _C.MODEL.ARCH = "resnet50bnn"
+# [added] ghost BatchNorm: in training, BN statistics per slice of BN_SLICES equal parts of the
+# tracklet batch (running statistics from slice 0), what DataParallel on the authors' 4 GPUs did.
+# Applied on the multi-GPU path (len(GPU_Device) > 1) when no DataParallel slices the batch
+# already; 1 = plain BN over the whole batch. The single-GPU path (chunks) is unchanged.
+_C.MODEL.BN_SLICES = 4
+# [added] mixed precision: "off" | "bf16" | "fp16" (fp16 with a GradScaler on CUDA); losses in fp32
+_C.MODEL.AMP = "off"
+# [added] channels_last memory format for the backbone
+_C.MODEL.CHANNELS_LAST = False
 
 _C.MODEL.BACKBONE = CN()
 # the original computes it but keeps stride 2 whatever the value; here the value is applied, and
