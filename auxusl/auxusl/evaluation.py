@@ -88,14 +88,19 @@ def cluster_features(
     workers: int = 0,
     progress=None,
     rng=random,
+    part: range | None = None,
 ):
-    """(N*multi x D raw features, sampled frame indices per sample); sample s*... tracklet-major."""
+    """(N*multi x D raw features, sampled frame indices per sample); sample s*... tracklet-major.
+    ``part``: compute the features of these samples only (every clip is still drawn, so the RNG
+    advances as for the whole set; a distributed run gathers the parts in order)."""
     clips = [[None] * multi for _ in items]
     for m in range(multi):  # the original loops over the whole loader once per clip
         for t, (paths, _, _) in enumerate(items):
             clip, sampled = clip_indices(len(paths), seq_len, rng)
             clips[t][m] = (Counter(paths[i] for i in clip), sampled)
     groups = [c for per in clips for c, _ in per]
+    if part is not None:
+        groups = groups[part.start : part.stop]
     sampled = [s for per in clips for _, s in per]
     feats = _pooled(
         model, groups, transform, reader, device, batch_frames, workers, "raw", "extract clusters", progress

@@ -12,6 +12,15 @@ out), student and teacher both in train mode on the same batch of clips:
 ``forward_batch`` tracklets, each chunk's losses computed on its own (batch-hard mining sees
 one chunk), summed and divided by 4 (a literal 4 in the original). True is its DataParallel
 path: losses on the whole batch (the paper's 4-GPU runs).
+
+``gather`` (distributed runs): concatenates every rank's part of the batch, with gradient,
+so each rank computes the losses of the whole global batch (the multi-GPU path). With
+all_gather's backward summing the world's identical losses' gradients into each rank's part
+(W x dL/dx_r) and DDP averaging parameter gradients over the W ranks, each parameter gets
+(1/W) sum_r W dL/dx_r dx_r/dtheta = dL/dtheta: the single-process gradient, no extra scale.
+
+``amp`` "bf16" / "fp16" runs the two forwards under ``torch.autocast`` (fp16 with a GradScaler on
+CUDA); the outputs are cast to fp32 before the losses, so every loss is computed in fp32.
 """
 
 from __future__ import annotations
@@ -51,6 +60,8 @@ def train_one_epoch(
     print_period: int = 100,
     writer=None,
     progress=None,
+    amp: str = "off",
+    gather=None,
 ) -> dict:
     """criteria: {"id", "tri", "ce_soft", "tri_soft"} loss modules. Returns the mean loss terms,
     precision and seconds. NonFiniteLossError (epoch, iteration) when the loss is NaN or inf."""
@@ -63,10 +74,18 @@ def train_one_epoch(
     start = end = time.perf_counter()
     data_time = 0.0
 
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    device_type = torch.device(device).type
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" and device_type == "cuda" else None
+
     def forward(x, y):
-        f_s, z_s = student(x)
+        with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
+            f_s, z_s = student(x)
+            f_t, z_t = teacher(x)
+        f_s, z_s, f_t, z_t = f_s.float(), z_s.float(), f_t.float(), z_t.float()
+        if gather is not None:  # distributed: every rank computes the whole-batch losses
+            f_s, z_s, f_t, z_t, y = (gather(v) for v in (f_s, z_s, f_t, z_t, y))
         z_s = z_s[:, :num_clusters]
-        f_t, z_t = teacher(x)
         z_t = z_t[:, :num_clusters]
         parts = {
             "loss_ce": criteria["id"](z_s, y),
@@ -115,8 +134,13 @@ def train_one_epoch(
                 "training diverged; lower OPTIM.LR (or check the input frames)"
             )
         optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         update_teacher(student, teacher, epoch * num_iters + i, alpha)
 
         values = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in parts.items()}

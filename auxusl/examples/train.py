@@ -149,6 +149,10 @@ def check_cfg(cfg) -> None:
         )
     if cfg.SCALE not in ("paper", "smoke"):
         raise ConfigError(f"SCALE must be paper or smoke, got {cfg.SCALE!r}")
+    if str(cfg.MODEL.AMP).lower() not in ("off", "bf16", "fp16"):
+        raise ConfigError(f"MODEL.AMP must be off, bf16 or fp16, got {cfg.MODEL.AMP!r}")
+    if cfg.MODEL.BN_SLICES < 1:
+        raise ConfigError(f"MODEL.BN_SLICES must be >= 1, got {cfg.MODEL.BN_SLICES}")
     if not cfg.CHECKPOING.SAVE_STEP:
         raise ConfigError("CHECKPOING.SAVE_STEP must hold at least one value")
 
@@ -402,6 +406,9 @@ def run(cfg, argv) -> int:
     student = build_model(cfg, num_classes)
     teacher = create_teacher(student)  # same start (the original loads the same ImageNet weights into both)
     student.to(device)
+    if cfg.MODEL.CHANNELS_LAST:
+        student.to(memory_format=torch.channels_last)
+        teacher.to(memory_format=torch.channels_last)
     teacher.to(device)
     ckpt, start_epoch, initial_ablation = None, 0, None
     best, best_epoch, best_top1, last, initial, history, elapsed = None, -1, None, None, None, [], 0.0
@@ -612,6 +619,7 @@ def run(cfg, argv) -> int:
             cfg.PRINT_PERIOD,
             writer,
             progress,
+            amp=str(cfg.MODEL.AMP).lower(),
         )
 
         # 9. evaluate the teacher, keep the best (the original selects on the test set)

@@ -1,6 +1,8 @@
 """Ghost BatchNorm (the BN statistics of the original's 4-GPU DataParallel runs)."""
 
 import copy
+import json
+import math
 
 import torch
 import torch.nn.functional as F
@@ -52,3 +54,26 @@ def test_ghost_bn_keeps_the_frames_of_a_tracklet_in_one_slice():
     out = m(clips)
     ref = torch.cat([F.batch_norm(c.reshape(-1, 2), None, None, training=True) for c in clips.chunk(2)])
     assert torch.allclose(out.reshape(-1, 2), ref, atol=1e-6)
+
+
+def test_amp_bf16_tiny_run_has_finite_losses(train_script, small_root, tmp_path, capsys):
+    from test_train_cli import run_main, tiny
+
+    logs = tmp_path / "amp"
+    args = tiny(
+        small_root, logs, "OPTIM.EPOCHS", "1", "MODEL.AMP", "bf16", "MODEL.CHANNELS_LAST", "True", aux=False
+    )
+    rc, _, err = run_main(train_script, args, capsys)
+    assert rc == 0, err
+    rec = json.loads((logs / "results.json").read_text())
+    assert rec["config"]["MODEL"]["AMP"] == "bf16"
+    assert all(math.isfinite(v) for v in rec["common"].values() if isinstance(v, float))
+
+
+def test_bad_amp_value_is_refused(train_script, small_root, tmp_path, capsys):
+    from test_train_cli import run_main, tiny
+
+    rc, _, err = run_main(
+        train_script, tiny(small_root, tmp_path / "x", "MODEL.AMP", "fp8", aux=False), capsys
+    )
+    assert rc == 2 and "MODEL.AMP" in err

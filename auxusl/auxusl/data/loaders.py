@@ -5,7 +5,7 @@ import logging
 
 from torch.utils.data import DataLoader
 
-from .sampler import RandomMultipleGallerySampler
+from .sampler import DistributedBatchSampler, RandomMultipleGallerySampler
 from .video import ClipDataset
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,10 @@ class IterLoader:
 
 
 def build_train_loader(items, seq_len: int, transform, batch_size: int, num_instances: int, iters: int,
-                       workers: int = 0, reader=None, pin_memory: bool = False) -> IterLoader:
-    """items: (frame_paths, pseudo-label, camid) of the clustered tracklets (sorted, as the original)."""
+                       workers: int = 0, reader=None, pin_memory: bool = False, rank: int = 0, world: int = 1,
+                       sync=None) -> IterLoader:
+    """items: (frame_paths, pseudo-label, camid) of the clustered tracklets (sorted, as the original).
+    world > 1: this rank's slice of each global batch of ``batch_size`` (DistributedBatchSampler)."""
     items = sorted(items)
     sampler = RandomMultipleGallerySampler(items, num_instances)
     drop_last = True
@@ -46,7 +48,11 @@ def build_train_loader(items, seq_len: int, transform, batch_size: int, num_inst
                     f"{sampler.pass_length()} clips, fewer than a batch of {batch_size}: this epoch uses "
                     "smaller batches")
         drop_last = False
-    loader = DataLoader(ClipDataset(items, seq_len, transform, reader), batch_size=batch_size,
-                        sampler=sampler, shuffle=False, num_workers=workers, pin_memory=pin_memory,
-                        drop_last=drop_last)
+    dataset = ClipDataset(items, seq_len, transform, reader)
+    if world > 1:
+        batches = DistributedBatchSampler(sampler, batch_size, drop_last, rank, world, sync)
+        loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, pin_memory=pin_memory)
+        return IterLoader(loader, iters)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=workers,
+                        pin_memory=pin_memory, drop_last=drop_last)
     return IterLoader(loader, iters)

@@ -59,3 +59,35 @@ class RandomMultipleGallerySampler(Sampler):
                                       replace=len(others) < self.num_instances)
             out.extend(index[j] for j in chosen)
         return iter(out)
+
+
+class DistributedBatchSampler(Sampler):
+    """The single-process batches of ``sampler`` (global batches of ``batch_size``), of which this
+    rank takes its contiguous 1/world slice. ``sync`` (called at the start of every pass) makes
+    the ranks' RNGs equal, so that every rank draws the same pass."""
+
+    def __init__(self, sampler, batch_size: int, drop_last: bool, rank: int, world: int, sync=None):
+        if batch_size % world:
+            raise ValueError(f"DATALOADER.TRAIN_BATCH_SIZE {batch_size} is not divisible by the {world} processes")
+        self.sampler, self.batch_size, self.drop_last = sampler, batch_size, drop_last
+        self.rank, self.world, self.sync = rank, world, sync
+
+    def __len__(self) -> int:
+        n = self.sampler.pass_length()
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _slice(self, batch):
+        step = len(batch) // self.world
+        return batch[self.rank * step : (self.rank + 1) * step]
+
+    def __iter__(self):
+        if self.sync is not None:
+            self.sync()
+        batch = []
+        for i in self.sampler:
+            batch.append(i)
+            if len(batch) == self.batch_size:
+                yield self._slice(batch)
+                batch = []
+        if batch and not self.drop_last and len(batch) >= self.world:
+            yield self._slice(batch)
