@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import logging
 import os
@@ -71,6 +72,7 @@ from auxusl.utils import (
     seed_everything,
     set_rng_state,
 )
+from auxusl.utils import distributed as du
 from auxusl.utils.checkpoint import FORMAT
 from auxusl.utils.logging import report_error, run_logging, tensorboard_writer
 from common_eval.results import write_results
@@ -368,6 +370,32 @@ class Evaluator:
         return out
 
 
+class NoWriter:
+    """The TensorBoard writer of ranks other than 0."""
+
+    def add_scalar(self, *args, **kwargs):
+        pass
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def check_world(cfg, world: int) -> None:
+    if cfg.DATALOADER.TRAIN_BATCH_SIZE % world:
+        raise ConfigError(
+            f"DATALOADER.TRAIN_BATCH_SIZE {cfg.DATALOADER.TRAIN_BATCH_SIZE} is not divisible by the {world} "
+            "processes (the global batch is split evenly)"
+        )
+    if cfg.MODEL.BN_SLICES % world:
+        raise ConfigError(
+            f"MODEL.BN_SLICES {cfg.MODEL.BN_SLICES} is not a multiple of the {world} processes (each process "
+            "normalises BN_SLICES / world slices of its part)"
+        )
+
+
 def config_dict(cfg) -> dict:
     return json.loads(json.dumps(cfg, default=lambda o: dict(o)))
 
@@ -384,10 +412,17 @@ def run(cfg, argv) -> int:
     torch.backends.cudnn.deterministic = True
     seed_everything(cfg.SEED)
     device = pick_device(cfg)
-    progress = None if cfg.PROGRESS else False
+    rank, world = du.init_from_env(device.type)
+    main_rank = rank == 0
+    if world > 1:
+        check_world(cfg, world)
+        if device.type == "cuda":
+            device = torch.device("cuda", torch.cuda.current_device())
+    progress = None if cfg.PROGRESS and main_rank else False
     log.info(f"Command line arguments: {' '.join(argv)}")
     log.info(f"Running with full config:\n{cfg.dump()}")
-    (out_dir / "config.yaml").write_text(cfg.dump())
+    if main_rank:
+        (out_dir / "config.yaml").write_text(cfg.dump())
     variant = variant_of(cfg)
     log.info(
         f"==> AuxUSL {'Ours' if variant == 'ours' else 'Ours-'} ("
@@ -444,6 +479,8 @@ def run(cfg, argv) -> int:
             )
 
     evaluator = Evaluator(cfg, dataset, test_tf, reader, device, progress)
+    if cfg.TEST.EVAL_ONLY and not main_rank:
+        return 0
     if cfg.TEST.EVAL_ONLY:
         log.info("Eval ONLY")
         out = evaluator(teacher)
@@ -463,8 +500,8 @@ def run(cfg, argv) -> int:
         return 0
 
     scp, sts, cannot = load_train_aux(cfg, dataset, multi)
-    writer = tensorboard_writer(out_dir)
-    if initial is None:
+    writer = tensorboard_writer(out_dir) if main_rank else NoWriter()
+    if initial is None and main_rank:
         t0 = time.perf_counter()
         out = evaluator(teacher)
         initial, initial_ablation = out["result"].metrics("stepwise"), out["ablation"] or None
@@ -482,15 +519,22 @@ def run(cfg, argv) -> int:
     student_fwd, teacher_fwd = student, teacher
     if device.type == "cuda" and len(cfg.GPU_Device) > 1 and torch.cuda.device_count() > 1:
         student_fwd, teacher_fwd = nn.DataParallel(student), nn.DataParallel(teacher)
-    multi_gpu = len(cfg.GPU_Device) > 1
+    multi_gpu = len(cfg.GPU_Device) > 1 or world > 1
     if multi_gpu and student_fwd is student:  # one device emulates the replicas' BN statistics
-        set_ghost_bn(student, cfg.MODEL.BN_SLICES)
-        set_ghost_bn(teacher, cfg.MODEL.BN_SLICES)
+        set_ghost_bn(student, cfg.MODEL.BN_SLICES // world)
+        set_ghost_bn(teacher, cfg.MODEL.BN_SLICES // world)
+    gather = None
+    if world > 1:  # whole-batch losses on every rank; the teacher is not wrapped (EMA only)
+        ids = [device.index] if device.type == "cuda" else None
+        student_fwd = nn.parallel.DistributedDataParallel(student, device_ids=ids)
+        gather = du.gather_with_grad
     c, dl = cfg.CLUSTER, cfg.DATALOADER
     for epoch in range(start_epoch, cfg.OPTIM.EPOCHS):
         epoch_start = time.perf_counter()
         # 1. clustering features (teacher, one random clip per tracklet, raw features)
         t0 = time.perf_counter()
+        du.sync_rng(get_rng_state, set_rng_state)  # every rank draws rank 0's clips
+        part = du.shard(len(train) * multi) if world > 1 else None
         feats, sampled = cluster_features(
             teacher,
             train,
@@ -502,34 +546,54 @@ def run(cfg, argv) -> int:
             dl.CLUSTER_BATCH_SIZE * dl.CLUSTER_SEQ_LEN,
             dl.NUM_WORKERS,
             progress,
+            part=part,
         )
+        if world > 1:  # the parts in dataset order
+            feats = du.gather_in_order(torch.from_numpy(feats)).numpy()
         t_extract = time.perf_counter() - t0
 
         # 2. Jaccard distance (+ SCP, * STS)
         t0 = time.perf_counter()
-        try:
-            D = clustering_distance(feats, c.K1, c.K2, scp=scp, scp_lambda=c.CCE_LAMBDA, sts=sts)
-        except ValueError as exc:
-            raise AuxUSLError(f"epoch {epoch}: the clustering features are unusable ({exc})") from None
-        if c.ICDBSCAN_OPTION and not isinstance(D, np.ndarray):
-            from auxusl.cluster import densify
 
-            D = densify(D)
-        # 3. eps and the clustering object, once, at the first epoch of the process
-        if cluster_state is None:
+        def cluster(cluster_state, feats=feats, epoch=epoch):
             try:
-                eps = adaptive_eps(D, c.ADAPTIVE_RHO) if c.ADAPTIVE else float(c.EPS)
+                D = clustering_distance(feats, c.K1, c.K2, scp=scp, scp_lambda=c.CCE_LAMBDA, sts=sts)
             except ValueError as exc:
-                raise ConfigError(str(exc)) from None
-            cluster_state = ClusterState(
-                eps, c.MIN_SAMPLES, bool(c.ICDBSCAN_OPTION), c.ICDBSCAN_RELAXED, cannot
-            )
-            log.info(
-                f"eps for cluster: {eps:.3f} ({'adaptive' if c.ADAPTIVE else 'CLUSTER.EPS'}), kept for "
-                "every later epoch"
-            )
-        # 4. (IC)DBSCAN
-        labels = run_clustering(D, cluster_state, epoch)
+                raise AuxUSLError(f"epoch {epoch}: the clustering features are unusable ({exc})") from None
+            if c.ICDBSCAN_OPTION and not isinstance(D, np.ndarray):
+                from auxusl.cluster import densify
+
+                D = densify(D)
+            # 3. eps and the clustering object, once, at the first epoch of the process
+            if cluster_state is None:
+                try:
+                    eps = adaptive_eps(D, c.ADAPTIVE_RHO) if c.ADAPTIVE else float(c.EPS)
+                except ValueError as exc:
+                    raise ConfigError(str(exc)) from None
+                cluster_state = ClusterState(
+                    eps, c.MIN_SAMPLES, bool(c.ICDBSCAN_OPTION), c.ICDBSCAN_RELAXED, cannot
+                )
+                log.info(
+                    f"eps for cluster: {eps:.3f} ({'adaptive' if c.ADAPTIVE else 'CLUSTER.EPS'}), kept for "
+                    "every later epoch"
+                )
+            # 4. (IC)DBSCAN
+            labels = run_clustering(D, cluster_state, epoch)
+            return labels, cluster_state
+
+        if world == 1:
+            labels, cluster_state = cluster(cluster_state)
+        else:  # rank 0 clusters; its labels and cluster state (eps, ICDBSCAN sets) go to every rank
+            result = None
+            if main_rank:
+                try:
+                    result = cluster(cluster_state)
+                except Exception as exc:  # noqa: BLE001 - re-raised on every rank below
+                    result = exc
+            result = du.broadcast_object(result)
+            if isinstance(result, Exception):
+                raise result
+            labels, cluster_state = result
         num_clusters = int(labels.max()) + 1
         num_outliers = int((labels < 0).sum())
 
@@ -574,9 +638,13 @@ def run(cfg, argv) -> int:
             dl.NUM_WORKERS,
             reader,
             pin_memory=device.type == "cuda",
+            rank=rank,
+            world=world,
+            sync=lambda: du.sync_rng(get_rng_state, set_rng_state),
         )
-        with open(out_dir / f"cluster_result_{epoch:03}.pickle", "wb") as f:
-            pickle.dump(pseudo, f)
+        if main_rank:
+            with open(out_dir / f"cluster_result_{epoch:03}.pickle", "wb") as f:
+                pickle.dump(pseudo, f)
         optimizer = build_optimizer(cfg, student)
         lr = single_step_lr(cfg, epoch)
         t_cluster = time.perf_counter() - t0
@@ -620,7 +688,11 @@ def run(cfg, argv) -> int:
             writer,
             progress,
             amp=str(cfg.MODEL.AMP).lower(),
+            gather=gather,
         )
+        if world > 1:  # BN running statistics of rank 0 (DataParallel's first replica) everywhere
+            du.broadcast_buffers(student)
+            du.broadcast_buffers(teacher)
 
         # 9. evaluate the teacher, keep the best (the original selects on the test set)
         record = {
@@ -636,6 +708,8 @@ def run(cfg, argv) -> int:
             "train_s": round(stats["seconds"], 2),
         }
         is_best = is_best_top1 = False
+        if not main_rank:  # rank 0 evaluates, logs and writes
+            continue
         if eval_epochs(cfg, epoch):
             t0 = time.perf_counter()
             out = evaluator(teacher)
@@ -715,6 +789,8 @@ def run(cfg, argv) -> int:
             f"{(time.perf_counter() - epoch_start) * (cfg.OPTIM.EPOCHS - epoch - 1):.0f} s"
         )
     writer.close()
+    if not main_rank:
+        return 0
 
     if best is None:
         raise CheckpointError(
@@ -768,7 +844,9 @@ def main(argv=None) -> int:
         return 2
     out_dir = Path(cfg.OUTPUT_DIR)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with run_logging(out_dir, append=bool(cfg.RESUME)):
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # torchrun: only rank 0 writes log.txt
+    logging_ctx = run_logging(out_dir, append=bool(cfg.RESUME)) if main_rank else contextlib.nullcontext()
+    with logging_ctx:
         if args.resume or args.eval_only:
             log.warning(
                 "WARNING: --resume / --eval-only do nothing (as in the original): use RESUME <checkpoint> "
@@ -779,6 +857,8 @@ def main(argv=None) -> int:
         except (AuxUSLError, AuxInfoError) as exc:
             report_error(f"error: {short_message(exc)}")
             return 2
+        finally:
+            du.cleanup()
 
 
 if __name__ == "__main__":

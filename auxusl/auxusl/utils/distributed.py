@@ -6,6 +6,7 @@ nccl on CUDA, gloo on the CPU. Every helper is the identity when no group is ini
 
 from __future__ import annotations
 
+import datetime
 import os
 
 import torch
@@ -17,7 +18,9 @@ def init_from_env(device_type: str) -> tuple[int, int]:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         if device_type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        # rank 0 alone evaluates and clusters while the others wait: a long timeout
+        dist.init_process_group(backend, timeout=datetime.timedelta(hours=2))
     return rank(), world_size()
 
 
