@@ -87,14 +87,15 @@ def test_bad_amp_value_is_refused(train_script, small_root, tmp_path, capsys):
 
 def test_distributed_batch_sampler_slices_make_the_single_process_batches():
     from auxusl.data.sampler import DistributedBatchSampler, RandomMultipleGallerySampler
+    from auxusl.utils import seed_everything
 
     items = [([f"f{i}"], i // 3, i % 3) for i in range(30)]  # 10 ids x 3 cameras
     sampler = RandomMultipleGallerySampler(items, 4)
-    torch.manual_seed(5)
+    seed_everything(5)  # the sampler draws from torch, numpy and python's random
     single = list(torch.utils.data.BatchSampler(sampler, 8, drop_last=True))
     slices = []
     for rank in range(2):
-        torch.manual_seed(5)  # the sync of a real run: every rank starts the pass from rank 0's RNG state
+        seed_everything(5)  # the sync of a real run: every rank starts the pass from rank 0's RNG state
         slices.append(list(DistributedBatchSampler(sampler, 8, True, rank, 2)))
     assert len(single) == len(slices[0]) == len(slices[1]) == 5
     for b, r0, r1 in zip(single, *slices, strict=True):
