@@ -68,7 +68,7 @@ class DistributedBatchSampler(Sampler):
 
     def __init__(self, sampler, batch_size: int, drop_last: bool, rank: int, world: int, sync=None):
         if batch_size % world:
-            raise ValueError(f"DATALOADER.TRAIN_BATCH_SIZE {batch_size} is not divisible by the {world} processes")
+            raise ValueError(f"batch size {batch_size} is not divisible by the {world} processes")
         self.sampler, self.batch_size, self.drop_last = sampler, batch_size, drop_last
         self.rank, self.world, self.sync = rank, world, sync
 

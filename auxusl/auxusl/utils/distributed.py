@@ -36,10 +36,6 @@ def world_size() -> int:
     return dist.get_world_size() if is_dist() else 1
 
 
-def is_main() -> bool:
-    return rank() == 0
-
-
 def barrier() -> None:
     if is_dist():
         dist.barrier()
