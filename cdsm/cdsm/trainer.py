@@ -10,6 +10,16 @@ Per iteration (``--iters`` of them; the sampler's stream restarts when it runs o
     memory.update(g, y, index)           diversity-sample mining with the teacher's features
     optimizer.step()
     teacher <- EMA(student), step t = epoch * iters + i
+
+``amp`` "bf16" / "fp16" [added] runs the two forwards under ``torch.autocast`` (fp16 with a
+GradScaler on CUDA); their outputs are cast to float32, so the memory and the loss stay fp32.
+
+``gather`` (torchrun): each rank computes the loss of its slice of the batch, and DDP averages
+the gradients of the equal slices, which is the gradient of the single-process batch mean (the
+loss is a mean of per-sample terms against the memory). The memory update instead needs the
+whole batch in its order (the v3-v5 updates compare the samples of a cluster with each other),
+so ``gather`` concatenates every rank's teacher features, labels and indexes in rank order and
+every rank applies the same update: the memories stay identical.
 """
 from __future__ import annotations
 
@@ -28,7 +38,7 @@ log = logging.getLogger(__name__)
 
 def train_one_epoch(student, teacher, memory, loader, optimizer, epoch: int, iters: int,
                     device="cpu", ema_max_decay: float = 0.999, print_freq: int = 20,
-                    writer=None, progress: bool | None = None) -> dict:
+                    writer=None, progress: bool | None = None, amp: str = "off", gather=None) -> dict:
     """Trains ``iters`` iterations; returns the epoch's mean loss terms and timings.
 
     Raises NonFiniteLossError (naming the epoch and iteration) when the loss is NaN or infinite.
@@ -38,6 +48,9 @@ def train_one_epoch(student, teacher, memory, loader, optimizer, epoch: int, ite
     sums: dict = defaultdict(float)
     data_time = batch_time = 0.0
     lr = optimizer.param_groups[0]["lr"]
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    device_type = torch.device(device).type
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" and device_type == "cuda" else None
     loader.new_epoch()
     end = time.perf_counter()
     bar = tqdm(range(iters), desc=f"epoch {epoch} train", disable=None if progress is None else not progress,
@@ -48,9 +61,11 @@ def train_one_epoch(student, teacher, memory, loader, optimizer, epoch: int, ite
         targets = targets.to(device, non_blocking=True)
         data_time += time.perf_counter() - end
 
-        features = student(images)
-        with torch.no_grad():
-            teacher_features = teacher(images)
+        with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
+            features = student(images)
+            with torch.no_grad():
+                teacher_features = teacher(images)
+        features, teacher_features = features.float(), teacher_features.float()
         loss, parts = memory.loss(features, targets)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
@@ -58,9 +73,18 @@ def train_one_epoch(student, teacher, memory, loader, optimizer, epoch: int, ite
                 f"rate {lr:g}): training diverged; lower --lr (or check the input images)")
 
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if scaler is None:
+            loss.backward()
+        else:
+            scaler.scale(loss).backward()
+        if gather is not None:
+            teacher_features, targets, indexes = (gather(v) for v in (teacher_features, targets, indexes))
         memory.update(teacher_features, targets, indexes)
-        optimizer.step()
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+            scaler.update()
         update_teacher(student, teacher, epoch * iters + i, ema_max_decay)
 
         for k, v in parts.items():

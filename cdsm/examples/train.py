@@ -16,12 +16,19 @@ underscores); flags on the command line override them. Each epoch:
   6. pseudo-labelled training set (outliers dropped) and the identity sampler
   7. train --iters iterations (student, memory update with the teacher, EMA)
   8. evaluate the teacher, keep the best, write the checkpoint
+
+Under ``torchrun --nproc_per_node=N`` [added] the student is wrapped in DistributedDataParallel:
+each process extracts its share of the training set (gathered in dataset order), process 0
+clusters and sends the labels to the others, each trains on its 1/N of every batch while the
+memory is updated with the whole batch on every process, and process 0 evaluates and writes.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,7 +45,9 @@ from cdsm.evaluation import NATIVE_AP, describe, evaluate_model, extract_feature
 from cdsm.memory import create_memory, resolve_name
 from cdsm.memory import names as memory_names
 from cdsm.models import create_teacher
+from cdsm.models.ghost_bn import set_ghost_bn
 from cdsm.trainer import train_one_epoch
+from cdsm.utils import distributed as du
 from cdsm.utils.checkpoint import FORMAT, load_checkpoint, load_model_state, model_state, save_checkpoint
 from cdsm.utils.logging import report_error, run_logging, tensorboard_writer
 from cdsm.utils.seed import get_rng_state, seed_everything, set_rng_state
@@ -84,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--hard-weight", type=float, default=0.5, help="weight w of the marginal (hard) term")
     g.add_argument("--momentum", type=float, default=0.1, help="memory update momentum m")
     g.add_argument("--pooling-type", type=str, default="gem", choices=("gem", "avg"))
+    g.add_argument("--bn-slices", type=int, default=4,
+                   help="[added] ghost BatchNorm: training BN statistics per slice of K equal parts of the "
+                        "batch, as nn.DataParallel on K GPUs (4: HHCL's GPUs, CDSM's parent; 1 = plain BN)")
+    g.add_argument("--amp", type=str, default="off", choices=("off", "bf16", "fp16"),
+                   help="[added] mixed precision for the forward passes (GPU runs; fp32 when off)")
+    g.add_argument("--channels-last", action="store_true", help="[added] channels_last memory format")
     g.add_argument("-mb", "--memorybank", type=str, default="CM",
                    help=f"one of {', '.join(memory_names())} (CMhybrid_v5 = CDSM; 'CMhybird_v5' accepted)")
     g = p.add_argument_group("optimizer")
@@ -139,6 +154,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.memorybank, args.memorybank_note = resolve_name(args.memorybank)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.bn_slices < 1:
+        parser.error(f"--bn-slices must be >= 1, got {args.bn_slices}")
     if args.eps_gap >= args.eps or args.eps + args.eps_gap >= 1:
         parser.error(f"--eps {args.eps} and --eps-gap {args.eps_gap} must satisfy 0 < eps - gap and "
                      "eps + gap < 1")
@@ -164,6 +181,30 @@ def build_optimizer(model, args):
     return optimizer, scheduler
 
 
+def check_world(args, world: int) -> None:
+    """torchrun's process count must split the batch and the BN slices evenly."""
+    if args.batch_size % world:
+        raise CDSMError(f"--batch-size {args.batch_size} cannot be split evenly over {world} processes: "
+                        f"use a multiple of {world}")
+    if args.bn_slices % world:
+        raise CDSMError(f"--bn-slices {args.bn_slices} is not a multiple of the {world} processes (each "
+                        f"normalises bn_slices / {world} slices of its part): use --bn-slices {world} or a "
+                        "multiple of it")
+
+
+class NoWriter:
+    """The TensorBoard writer of processes other than 0."""
+
+    def add_scalar(self, *args, **kwargs):
+        pass
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
 def config_of(args) -> dict:
     return {k: v for k, v in vars(args).items() if k not in NOT_IN_CONFIG and k != "memorybank_note"}
 
@@ -179,21 +220,29 @@ def run(args, argv) -> int:
     torch.backends.cudnn.benchmark = False
     seed_everything(args.seed)
     device = pick_device(args.device)
-    progress = False if args.no_progress else None
+    rank, world = du.init_from_env(device.type)
+    main_rank = rank == 0
+    if world > 1:
+        check_world(args, world)
+        if device.type == "cuda":
+            device = torch.device("cuda", torch.cuda.current_device())
+    progress = False if args.no_progress or not main_rank else None
     log.info(f"==========\nArgs: {json.dumps(vars(args), indent=1, default=str)}\n==========")
     if args.memorybank_note:
         log.warning(f"WARNING: {args.memorybank_note}")
     if args.num_instances > 0 and args.batch_size % args.num_instances:
         log.warning(f"WARNING: batch size {args.batch_size} is not a multiple of --num-instances "
                     f"{args.num_instances}")
-    (logs_dir / "config.yaml").write_text(yaml.safe_dump(config_of(args), sort_keys=True))
+    if main_rank:
+        (logs_dir / "config.yaml").write_text(yaml.safe_dump(config_of(args), sort_keys=True))
 
     # data
     dataset = datasets.create(args.dataset, args.data_dir)
     train = dataset.train  # sorted by path; features, labels and reliability are indexed by it
     pin = device.type == "cuda"
     size = (args.height, args.width, args.batch_size, args.workers, pin)
-    cluster_loader = build_test_loader(train, *size)
+    shard = du.shard(len(train))  # this process's part of the extraction (all of it in one process)
+    cluster_loader = build_test_loader(train[shard.start:shard.stop], *size)
     query_loader = build_test_loader(dataset.query, *size)
     gallery_loader = build_test_loader(dataset.gallery, *size)
 
@@ -201,8 +250,13 @@ def run(args, argv) -> int:
     student = models.create(args.arch, pretrained=args.pretrained, pooling_type=args.pooling_type,
                             num_features=args.features, dropout=args.dropout)
     teacher = create_teacher(student)
+    set_ghost_bn(student, args.bn_slices // world)  # each process normalises its part of the batch
+    set_ghost_bn(teacher, args.bn_slices // world)
     student.to(device)
     teacher.to(device)
+    if args.channels_last:
+        student.to(memory_format=torch.channels_last)
+        teacher.to(memory_format=torch.channels_last)
     optimizer, scheduler = build_optimizer(student, args)
 
     start_epoch, best, best_epoch, last, initial, history, elapsed = 0, None, -1, None, None, [], 0.0
@@ -229,8 +283,8 @@ def run(args, argv) -> int:
         load_model_state(teacher, model_state(load_checkpoint(args.resume_ema), "teacher"), args.resume_ema)
         log.info(f"==> teacher weights from {args.resume_ema}")
 
-    writer = tensorboard_writer(logs_dir)
-    if initial is None:
+    writer = tensorboard_writer(logs_dir) if main_rank else NoWriter()
+    if initial is None and main_rank:
         t0 = time.perf_counter()
         result = evaluate_model(teacher, query_loader, gallery_loader, dataset.query, dataset.gallery,
                                 device, progress=progress)
@@ -241,6 +295,14 @@ def run(args, argv) -> int:
         writer.add_scalar("eval/rank1", initial["rank1"], 0)
     if resumed is not None:
         set_rng_state(resumed["rng"])  # last: everything above may have drawn random numbers
+    student_fwd, gather = student, None
+    if world > 1:
+        du.broadcast_state(teacher)
+        ids = [device.index] if device.type == "cuda" else None
+        student_fwd = torch.nn.parallel.DistributedDataParallel(student, device_ids=ids)
+        gather = du.gather_batch
+        if not main_rank:  # augmentations: process 0 draws as a single process, the others their own
+            seed_everything(epoch_seed(args.seed, 1000 + rank))
 
     memory = labels = None
     for epoch in range(start_epoch, args.epochs):
@@ -248,17 +310,24 @@ def run(args, argv) -> int:
         # 1. teacher features of the training set
         t0 = time.perf_counter()
         features = extract_features(teacher, cluster_loader, device, f"epoch {epoch} extract", progress)
+        features = du.gather_in_order(features)
         t_extract = time.perf_counter() - t0
 
         # 2-3. Jaccard distance, DBSCAN at eps (and eps -+ gap for the reliability criterion)
         t0 = time.perf_counter()
         v5 = args.memorybank == "CMhybrid_v5"
-        clustering = cluster_features(features.numpy(), args.eps, args.min_samples, args.k1, args.k2,
-                                      args.eps_gap if v5 else None, epoch=epoch)
-        labels, num_clusters = clustering.labels, clustering.num_clusters
 
-        # 4. reliability criterion
-        rel = reliability(labels, clustering.labels_tight, clustering.labels_loose) if v5 else None
+        def cluster(features=features, epoch=epoch, v5=v5):
+            clustering = cluster_features(features.numpy(), args.eps, args.min_samples, args.k1, args.k2,
+                                          args.eps_gap if v5 else None, epoch=epoch)
+            # 4. reliability criterion
+            rel = None
+            if v5:
+                rel = reliability(clustering.labels, clustering.labels_tight, clustering.labels_loose)
+            return clustering, rel
+
+        clustering, rel = du.run_on_main(cluster)  # torchrun: process 0 clusters, the others get its labels
+        labels, num_clusters = clustering.labels, clustering.num_clusters
 
         # 5. cluster memory, from the teacher's features
         memory = create_memory(args.memorybank, student.num_features, num_clusters, temp=args.temp,
@@ -282,12 +351,15 @@ def run(args, argv) -> int:
         items = [(path, int(y), cam, i) for i, ((path, _, cam), y) in enumerate(zip(train, labels)) if y >= 0]
         train_loader = build_train_loader(items, args.height, args.width, args.batch_size, args.num_instances,
                                           args.iters, args.workers, seed=epoch_seed(args.seed, epoch),
-                                          pad=args.pad, pin_memory=pin)
+                                          pad=args.pad, pin_memory=pin, rank=rank, world=world)
 
         # 7. train
-        stats = train_one_epoch(student, teacher, memory, train_loader, optimizer, epoch, args.iters, device,
-                                ema_max_decay=args.ema_decay, print_freq=args.print_freq, writer=writer,
-                                progress=progress)
+        stats = train_one_epoch(student_fwd, teacher, memory, train_loader, optimizer, epoch, args.iters,
+                                device, ema_max_decay=args.ema_decay, print_freq=args.print_freq,
+                                writer=writer, progress=progress, amp=args.amp, gather=gather)
+        if world > 1:  # BN running statistics of process 0 (DataParallel's first replica) everywhere
+            du.broadcast_state(student, buffers_only=True)
+            du.broadcast_state(teacher, buffers_only=True)
         log.info(f"==> epoch {epoch}: time extract {t_extract:.1f} s, cluster {t_cluster:.1f} s, "
                  f"train {stats['seconds']:.1f} s; mean loss {stats['loss']:.3f}")
 
@@ -296,6 +368,9 @@ def run(args, argv) -> int:
                   "reliable": reliable, "lr": lr, "loss": stats["loss"], "extract_s": round(t_extract, 2),
                   "cluster_s": round(t_cluster, 2), "train_s": round(stats["seconds"], 2)}
         is_best = False
+        if not main_rank:  # process 0 evaluates, logs and writes
+            scheduler.step()
+            continue
         if (epoch + 1) % args.eval_step == 0 or epoch == args.epochs - 1:
             t0 = time.perf_counter()
             result = evaluate_model(teacher, query_loader, gallery_loader, dataset.query, dataset.gallery,
@@ -332,6 +407,8 @@ def run(args, argv) -> int:
             save_checkpoint({"format": FORMAT, "epoch": epoch + 1, "teacher": teacher.state_dict(),
                              "metrics": best, "args": config_of(args)}, logs_dir / "model_best.pth.tar")
     writer.close()
+    if not main_rank:
+        return 0
 
     if best is None:
         raise CheckpointError(f"nothing to report: the run has no evaluated epoch (--epochs {args.epochs})")
@@ -355,12 +432,15 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     Path(args.logs_dir).mkdir(parents=True, exist_ok=True)
-    with run_logging(args.logs_dir, append=bool(args.resume)):
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # torchrun: process 0 alone writes log.txt
+    with run_logging(args.logs_dir, append=bool(args.resume)) if main_rank else contextlib.nullcontext():
         try:
             return run(args, argv)
         except CDSMError as exc:
             report_error(f"error: {short_message(exc)}")
             return 2
+        finally:
+            du.cleanup()
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ def test_original_defaults(train_script):
             a.memorybank, a.epochs, a.iters, a.seed, a.height, a.width) == \
         ("dukemtmcreid", 2, 4, 2, 0.5, 30, 0.1, "CM", 50, 400, 1, 256, 128)
     assert a.rho == 2e-3 and a.eval_step == 1 and a.print_freq == 20
+    assert (a.bn_slices, a.amp, a.channels_last) == (4, "off", False)  # [added] flags, fp32
 
 
 def test_smoke_preset_only_changes_sizes(train_script):
@@ -52,7 +53,7 @@ def test_smoke_preset_only_changes_sizes(train_script):
     changed = {k for k in paper if paper[k] != smoke[k]} - {"config"}
     assert changed <= {"scale", "arch", "pretrained", "height", "width", "pad", "batch_size", "num_instances",
                        "k1", "k2", "eps", "min_samples", "epochs", "iters", "print_freq", "workers",
-                       "num_threads"}
+                       "num_threads", "bn_slices"}
     assert smoke["memorybank"] == "CMhybrid_v5" and smoke["momentum"] == 0.05 and smoke["lr"] == 3.5e-4
 
 

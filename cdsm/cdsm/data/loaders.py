@@ -4,10 +4,10 @@ from __future__ import annotations
 import logging
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 
 from .preprocessor import ImageDataset
-from .sampler import RandomMultipleGallerySampler
+from .sampler import DistributedBatchSampler, RandomMultipleGallerySampler
 from .transforms import build_test_transform, build_train_transform
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,11 @@ class IterLoader:
 
 def build_train_loader(items, height: int, width: int, batch_size: int, num_instances: int,
                        iters: int, workers: int = 0, seed=None, pad: int = 10,
-                       pin_memory: bool = False) -> IterLoader:
+                       pin_memory: bool = False, rank: int = 0, world: int = 1) -> IterLoader:
     """items: (path, pseudo-label, camid, index) of the clustered training images.
 
     ``num_instances > 0`` uses the identity sampler (seeded with ``seed``); 0 shuffles plainly.
+    ``world > 1`` (torchrun): this rank's contiguous slice of every batch of ``batch_size``.
     """
     dataset = ImageDataset(items, build_train_transform(height, width, pad=pad))
     generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
@@ -57,6 +58,11 @@ def build_train_loader(items, height: int, width: int, batch_size: int, num_inst
         log.warning(f"WARNING: one pass over the pseudo-labelled set gives {per_pass} images, fewer "
                     f"than a batch of {batch_size}: this epoch uses smaller batches")
         drop_last = False
+    if world > 1:
+        order = sampler if sampler is not None else RandomSampler(items, generator=generator)
+        batches = DistributedBatchSampler(order, batch_size, drop_last, rank, world)
+        loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, pin_memory=pin_memory)
+        return IterLoader(loader, iters)
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler,
                         shuffle=sampler is None, generator=generator if sampler is None else None,
                         num_workers=workers, pin_memory=pin_memory, drop_last=drop_last,

@@ -64,3 +64,34 @@ class RandomMultipleGallerySampler(Sampler):
             chosen = rng.choice(pool, size=K - 1, replace=len(pool) < K)
             out.extend(int(idx[j]) for j in chosen)
         return iter(out)
+
+
+class DistributedBatchSampler(Sampler):
+    """This rank's part of the single-process batches: ``sampler`` cut into global batches of
+    ``batch_size``, of which rank r takes the r-th contiguous 1/world slice. Every rank builds
+    its sampler from the same per-epoch seed, so all ranks walk the same pass and the slices in
+    rank order make up the single-process batch."""
+
+    def __init__(self, sampler, batch_size: int, drop_last: bool, rank: int, world: int):
+        if batch_size % world:
+            raise ValueError(f"a batch of {batch_size} cannot be split evenly over {world} processes")
+        self.sampler, self.batch_size, self.drop_last = sampler, batch_size, drop_last
+        self.rank, self.world = rank, world
+
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _part(self, batch: list[int]) -> list[int]:
+        step = len(batch) // self.world
+        return batch[self.rank * step:(self.rank + 1) * step]
+
+    def __iter__(self):
+        batch: list[int] = []
+        for i in self.sampler:
+            batch.append(i)
+            if len(batch) == self.batch_size:
+                yield self._part(batch)
+                batch = []
+        if batch and not self.drop_last and len(batch) >= self.world:
+            yield self._part(batch)
