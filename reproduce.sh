@@ -11,7 +11,7 @@
 #
 # Options: --smoke (CPU preset on the synthetic benchmark), --data-root DIR (default $REID_DATA,
 # else ./data), --logs-dir DIR (default $REID_LOGS, else ./logs); method options (e.g. ccc's
-# --cluster) are passed on.
+# --cluster; --nproc N: N GPUs under torchrun for buc cdsm ccc auxusl) are passed on.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -39,7 +39,7 @@ declare -A DEMO=(
 die() { echo "reproduce.sh: $*" >&2; exit 2; }
 
 usage() {
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 # --------------------------------------------------------------------------------------- set-up

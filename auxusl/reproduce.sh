@@ -2,7 +2,7 @@
 # AuxUSL's adapter, called by ../reproduce.sh (see ../CONTRIBUTING.md):
 #
 #   auxusl/reproduce.sh mars|dukevideo --data-root DIR --logs-dir DIR [--smoke] [--aux on|off|both]
-#                       [-- KEY VALUE ...]
+#                       [--nproc N] [-- KEY VALUE ...]
 #
 # TARGET -> configs/USL_MTCluster.yml (mars) or configs/USL_MTCluster_Duke.yml (dukevideo), the
 # original configs; --smoke -> configs/smoke_<target>.yml (their CPU preset, _BASE_ = the original).
@@ -12,6 +12,7 @@
 # folder (<logs-dir>-noaux / <logs-dir>-aux for dukevideo) and results.json (variant ours- / ours).
 # With aux on, the auxiliary information is regenerated from the frame names first
 # (python -m auxusl.tools.make_aux, into <log folder>/aux) unless it is already there.
+# --nproc N > 1 starts N training processes (one per GPU) with torchrun (README "Multi-GPU").
 # Runs examples/train.py inside auxusl/; KEY VALUE pairs after -- come last and override all.
 set -euo pipefail
 
@@ -28,7 +29,7 @@ case "$target" in
   *) die "auxusl reports mars and dukevideo, not '$target'" ;;
 esac
 
-data_root="" logs="" smoke=0 aux="" pass=()
+data_root="" logs="" smoke=0 aux="" nproc=1 pass=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; data_root="$2"; shift 2 ;;
@@ -39,7 +40,9 @@ while [[ $# -gt 0 ]]; do
     --aux) [[ $# -ge 2 ]] || die "--aux needs on, off or both"; aux="$2"; shift 2 ;;
     --aux=*) aux="${1#*=}"; shift ;;
     --) shift; pass=("$@"); break ;;
-    *) die "unknown option '$1' (auxusl options: --smoke, --aux on|off|both; put KEY VALUE pairs after --)" ;;
+    --nproc) [[ $# -ge 2 ]] || die "--nproc needs a number of processes"; nproc="$2"; shift 2 ;;
+    --nproc=*) nproc="${1#*=}"; shift ;;
+    *) die "unknown option '$1' (auxusl options: --smoke, --aux on|off|both, --nproc N; put KEY VALUE pairs after --)" ;;
   esac
 done
 
@@ -51,7 +54,10 @@ case "$aux" in
   *) die "--aux must be on, off or both, not '$aux'" ;;
 esac
 [[ $target == mars && $aux != off ]] && die "MARS has no time stamps: auxiliary information (--aux on) exists for dukevideo only"
+[[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive number of processes (GPUs), not '$nproc'"
 [[ -x "$PY" ]] || die "no Python at $PY; run ./reproduce.sh setup first (or set AUXUSL_PYTHON)"
+launch=("$PY")
+(( nproc > 1 )) && launch=("$PY" -m torch.distributed.run --standalone --nproc_per_node="$nproc")
 [[ $smoke == 1 ]] && config="configs/smoke_${target}.yml"
 [[ -n "$data_root" ]] || data_root="$HERE/datasets"
 data_root="$(realpath -m "$data_root")"
@@ -74,7 +80,7 @@ run_one() {  # run_one on|off LOGDIR
     extra=(PICKLE_PATH "$dir/aux")
   fi
   echo "==> auxusl $target ($([[ $mode == on ]] && echo 'Ours, with' || echo 'Ours-, without') auxiliary information) -> $dir"
-  "$PY" examples/train.py --config-file "$config" DATASETS.DIR "$data_root" OUTPUT_DIR "$dir" "${extra[@]}" "${pass[@]}"
+  "${launch[@]}" examples/train.py --config-file "$config" DATASETS.DIR "$data_root" OUTPUT_DIR "$dir" "${extra[@]}" "${pass[@]}"
 }
 
 if [[ $target == mars ]]; then

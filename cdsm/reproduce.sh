@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # CDSM's adapter, called by ../reproduce.sh (see ../CONTRIBUTING.md):
 #
-#   cdsm/reproduce.sh TARGET --data-root DIR --logs-dir DIR [--smoke] [-- train.py flags]
+#   cdsm/reproduce.sh TARGET --data-root DIR --logs-dir DIR [--smoke] [--nproc N] [-- train.py flags]
 #
 # TARGET: market | duke | msmt17 -> configs/<TARGET>.yml (the original README's command);
 # --smoke adds configs/smoke.yml (CPU preset for the synthetic benchmark). Runs
 # examples/train.py inside cdsm/ with --data-dir/--logs-dir; flags after -- come last and
-# override everything.
+# override everything. --nproc N > 1 starts N processes (one per GPU) with torchrun
+# (DistributedDataParallel, see README "Multi-GPU").
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,7 +22,7 @@ case "$target" in
   *) die "cdsm reports market, duke and msmt17, not '$target'" ;;
 esac
 
-data_root="" logs="" smoke=0 pass=()
+data_root="" logs="" smoke=0 nproc=1 pass=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; data_root="$2"; shift 2 ;;
@@ -30,12 +31,17 @@ while [[ $# -gt 0 ]]; do
     --logs-dir=*) logs="${1#*=}"; shift ;;
     --smoke) smoke=1; shift ;;
     --) shift; pass=("$@"); break ;;
-    *) die "unknown option '$1' (cdsm has no method options; put train.py flags after --)" ;;
+    --nproc) [[ $# -ge 2 ]] || die "--nproc needs a number of processes"; nproc="$2"; shift 2 ;;
+    --nproc=*) nproc="${1#*=}"; shift ;;
+    *) die "unknown option '$1' (cdsm options: --smoke, --nproc N; put train.py flags after --)" ;;
   esac
 done
 
 [[ -x "$PY" ]] || die "no Python at $PY; run ./reproduce.sh setup first (or set CDSM_PYTHON)"
-cmd=("$PY" examples/train.py --config "configs/$target.yml")
+[[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive number of processes (GPUs), not '$nproc'"
+launch=("$PY")
+(( nproc > 1 )) && launch=("$PY" -m torch.distributed.run --standalone --nproc_per_node="$nproc")
+cmd=("${launch[@]}" examples/train.py --config "configs/$target.yml")
 [[ $smoke == 1 ]] && cmd+=(--config configs/smoke.yml)
 [[ -n "$data_root" ]] && cmd+=(--data-dir "$(realpath -m "$data_root")")
 [[ -n "$logs" ]] && cmd+=(--logs-dir "$(realpath -m "$logs")")

@@ -74,3 +74,30 @@ def test_setup_is_idempotent_and_fast_when_nothing_changed():
 def test_table_command(tmp_path):
     out = run("table", str(tmp_path / "none"))
     assert out.returncode == 2 and "no such folder" in out.stderr
+
+
+NPROC = {"cdsm": ("market", "CDSM_PYTHON"), "auxusl": ("mars", "AUXUSL_PYTHON")}
+
+
+@pytest.mark.parametrize("method", sorted(NPROC))
+def test_nproc_starts_the_training_under_torchrun(method, tmp_path):
+    """The adapter's command line, seen by a stand-in interpreter that prints its arguments."""
+    target, var = NPROC[method]
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\necho "ARGS: $*"\n')
+    fake.chmod(0o755)
+
+    def adapter(*extra):
+        cmd = ["bash", str(ROOT / method / "reproduce.sh"), target, "--data-root", str(tmp_path),
+               "--logs-dir", str(tmp_path / "logs"), "--smoke", *extra]
+        return subprocess.run(cmd,
+                              capture_output=True, text=True, timeout=60, env={**os.environ, var: str(fake)})
+
+    out = adapter("--nproc", "4")
+    assert out.returncode == 0, out.stderr
+    assert "ARGS: -m torch.distributed.run --standalone --nproc_per_node=4 examples/train.py" in out.stdout
+    out = adapter()
+    assert out.returncode == 0 and "ARGS: examples/train.py" in out.stdout
+    assert "torch.distributed" not in out.stdout
+    out = adapter("--nproc", "zero")
+    assert out.returncode == 2 and "--nproc must be a positive number" in out.stderr
