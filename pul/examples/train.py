@@ -38,6 +38,13 @@ HERE = Path(__file__).resolve().parent
 
 
 # ============================================================================ configuration
+def report_replicas(strategy) -> None:
+    if strategy.num_replicas_in_sync > 1:
+        devices = ", ".join(strategy.extended.worker_devices)
+        print(f"   MirroredStrategy: {strategy.num_replicas_in_sync} replicas ({devices}); each batch is "
+              "split between them, BatchNorm statistics per replica, gradients all-reduced")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -60,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tf.config.experimental.enable_op_determinism() (exact resume on CPU)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument("--workers", type=int, default=4, help="threads reading images")
+    g.add_argument("--mirror-cpus", type=int, default=0, metavar="N",
+                   help="[added] MirroredStrategy over N logical CPU devices (the multi-GPU path without "
+                        "GPUs, for testing); several visible GPUs are mirrored without it")
     g = p.add_argument_group("network and input")
     g.add_argument("--arch", choices=("resnet50", "resnet18"), default="resnet50",
                    help="resnet50 = Keras' ResNet50 (the original); resnet18 = the CPU smoke backbone")
@@ -250,7 +260,8 @@ def run_baseline(args, folder: Path, dataset_name: str, data_root: str, scalars=
 
     state = RunState(folder, "state")
     last = folder / "last.keras"
-    strategy = distribution_strategy()
+    strategy = distribution_strategy(args.mirror_cpus)
+    report_replicas(strategy)
     start_epoch, wall_before = 0, 0.0
     with strategy.scope():
         if args.resume and state.exists() and last.is_file():
@@ -356,7 +367,8 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
     extra = f", {len(known)} known images of {n_known_ids} identities, classifier width {width}"
     print(f"   K = {K} clusters on {len(pool)} images" + (extra if semi else ""))
     eval_cache = {} if args.cache_eval_images else None
-    strategy = distribution_strategy()
+    strategy = distribution_strategy(args.mirror_cpus)
+    report_replicas(strategy)
     ckpt_dir = logs / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     last = ckpt_dir / "last.keras"
@@ -546,6 +558,9 @@ def main(argv=None) -> int:
         print(f"==> {args.command}")
         import tensorflow as tf
         tf.get_logger().setLevel("ERROR")  # retracing notices of predict_on_batch on new models
+        if args.mirror_cpus > 1:  # the logical devices exist only if made before TensorFlow runs anything
+            from pul.model import distribution_strategy
+            distribution_strategy(args.mirror_cpus)
         log_config(args, logs)
         set_seeds(args.seed, args.deterministic)
         scalars = Scalars(logs / "tensorboard")

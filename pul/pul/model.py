@@ -157,10 +157,25 @@ def reseed_dropout(model, seed: int) -> None:
             gen.state.assign(value.astype(gen.state.dtype))
 
 
-def distribution_strategy():
+def distribution_strategy(logical_cpus: int = 0):
     """tf.distribute.MirroredStrategy over every visible GPU when there is more than one, else the
-    default (single-device) strategy."""
+    default (single-device) strategy. ``logical_cpus`` > 1 mirrors over that many logical CPU
+    devices instead: the multi-GPU code path (replicas, split batches, per-replica BatchNorm,
+    summed gradients) on a machine without GPUs. It must run before TensorFlow executes anything."""
     import tensorflow as tf
+    if logical_cpus > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
+        except RuntimeError:  # TensorFlow already started: only an equal earlier configuration works
+            pass
+        devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        if len(devices) != logical_cpus:
+            from pul import PULError
+            raise PULError(f"--mirror-cpus {logical_cpus}: TensorFlow already runs on {len(devices)} CPU "
+                           "device(s); the logical devices must be set before it starts (a fresh process)")
+        return tf.distribute.MirroredStrategy(devices)
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
         return tf.distribute.MirroredStrategy()
