@@ -2,7 +2,7 @@
 """Kernels of the sparse k-reciprocal encoding (OpenMP over rows, deterministic per row).
 
 * ``topk_merge``: running k smallest entries of each row over blocks of columns, ordered
-  by (value, column index).
+  by (value, column index); ``topk_merge_cols`` the same for the columns of a block.
 * ``pair_dots``: x_i . x_j for every stored (i, j) of a CSR pattern (BLAS sdot).
 * ``minsum_count`` / ``minsum_rows``: for rows of V, S_ir = sum_c min(V_ic, V_rc) over the
   columns they share, through the transposed pattern, emitted as d = 1 - S / (2 - S) (clipped
@@ -15,6 +15,25 @@ from libc.string cimport memcpy
 from scipy.linalg.cython_blas cimport sdot
 
 
+cdef inline int64_t _insert(float* vals, int64_t* ids, Py_ssize_t k, int64_t f, float v,
+                            int64_t c) noexcept nogil:
+    """Inserts (v, c) into an ascending list of f <= k entries (if full, the last one drops out:
+    the caller has checked that (v, c) beats it). Returns the new fill."""
+    cdef Py_ssize_t m
+    if f == k:
+        m = k - 1
+    else:
+        m = f
+        f = f + 1
+    while m > 0 and (v < vals[m - 1] or (v == vals[m - 1] and c < ids[m - 1])):
+        vals[m] = vals[m - 1]
+        ids[m] = ids[m - 1]
+        m = m - 1
+    vals[m] = v
+    ids[m] = c
+    return f
+
+
 def topk_merge(const float[:, ::1] block, const float[::1] add, int64_t col_offset,
                int64_t[:, ::1] idx, float[:, ::1] val, int64_t[::1] filled, int num_threads):
     """Merges the columns of one block into running k-smallest lists, one list per row.
@@ -24,30 +43,47 @@ def topk_merge(const float[:, ::1] block, const float[::1] add, int64_t col_offs
     blocks may arrive in any column order and the result is still ordered with ties by index.
     """
     cdef Py_ssize_t B = block.shape[0], n = block.shape[1], k = idx.shape[1]
-    cdef Py_ssize_t i, j, m
+    cdef Py_ssize_t i, j
     cdef int64_t f, c
     cdef bint has_add = add.shape[0] > 0
-    cdef float v
+    cdef float v, last
     with nogil:
         for i in prange(B, schedule="static", num_threads=num_threads):
             f = filled[i]
+            last = val[i, k - 1] if f == k else 0
             for j in range(n):
                 v = block[i, j] + add[j] if has_add else block[i, j]
+                if f == k and v > last:  # the common case: rejected without touching the list
+                    continue
                 c = col_offset + j
+                if f == k and v == last and c > idx[i, k - 1]:
+                    continue
+                f = _insert(&val[i, 0], &idx[i, 0], k, f, v, c)
                 if f == k:
-                    if not (v < val[i, k - 1] or (v == val[i, k - 1] and c < idx[i, k - 1])):
-                        continue
-                    m = k - 1
-                else:
-                    m = f
-                    f = f + 1
-                while m > 0 and (v < val[i, m - 1] or (v == val[i, m - 1] and c < idx[i, m - 1])):
-                    val[i, m] = val[i, m - 1]
-                    idx[i, m] = idx[i, m - 1]
-                    m = m - 1
-                val[i, m] = v
-                idx[i, m] = c
+                    last = val[i, k - 1]
             filled[i] = f
+
+
+def topk_merge_cols(const float[:, ::1] block, const float[::1] add, int64_t row_offset,
+                    int64_t[:, ::1] idx, float[:, ::1] val, int64_t[::1] filled, int num_threads):
+    """topk_merge of the transposed block without transposing it: column j of the block (values
+    block[i, j] + add[i] of indices row_offset + i) is merged into list j. Threads take groups of
+    16 adjacent columns (one cache line per row) and walk down the rows."""
+    cdef Py_ssize_t R = block.shape[0], n = block.shape[1], k = idx.shape[1]
+    cdef Py_ssize_t g, i, j, j1
+    cdef int64_t f, c
+    cdef float v
+    with nogil:
+        for g in prange((n + 15) // 16, schedule="static", num_threads=num_threads):
+            j1 = min(n, g * 16 + 16)
+            for i in range(R):
+                c = row_offset + i
+                for j in range(g * 16, j1):
+                    v = block[i, j] + add[i]
+                    f = filled[j]
+                    if f == k and (v > val[j, k - 1] or (v == val[j, k - 1] and c > idx[j, k - 1])):
+                        continue
+                    filled[j] = _insert(&val[j, 0], &idx[j, 0], k, f, v, c)
 
 
 def pair_dots(const float[:, ::1] X, const int64_t[::1] indptr, const int64_t[::1] indices,
@@ -62,35 +98,42 @@ def pair_dots(const float[:, ::1] X, const int64_t[::1] indptr, const int64_t[::
 
 
 cdef void _radix_sort(uint32_t* key, int32_t* val, uint32_t* key_tmp, int32_t* val_tmp,
-                      Py_ssize_t n) noexcept nogil:
-    """Stable LSD radix sort of n (key, val) pairs by key, 8 bits a pass; passes in which every
-    key has the same byte are skipped (distances in [0, 1] share their top byte)."""
-    cdef Py_ssize_t count[256]
-    cdef Py_ssize_t i, b, total, c
+                      Py_ssize_t* count, Py_ssize_t n) noexcept nogil:
+    """Stable LSD radix sort of n (key, val) pairs by key: three 11-bit digits, one counting pass
+    for all three histograms (count: 3 x 2048 scratch), then one scatter pass per digit; a digit
+    that every key shares is skipped (distances in [0, 1] share most of their top bits)."""
+    cdef Py_ssize_t i, b, total, c, d
     cdef int shift
+    cdef uint32_t x
     cdef uint32_t* ks = key
     cdef int32_t* vs = val
     cdef uint32_t* kd = key_tmp
     cdef int32_t* vd = val_tmp
     cdef uint32_t* kx
     cdef int32_t* vx
-    for shift in range(0, 32, 8):
-        for b in range(256):
-            count[b] = 0
-        for i in range(n):
-            count[(ks[i] >> shift) & 255] += 1
-        if count[(ks[0] >> shift) & 255] == n:
+    cdef Py_ssize_t* h
+    for b in range(3 * 2048):
+        count[b] = 0
+    for i in range(n):
+        x = ks[i]
+        count[x & 2047] += 1
+        count[2048 + ((x >> 11) & 2047)] += 1
+        count[4096 + (x >> 22)] += 1
+    for d in range(3):
+        shift = 11 * d
+        h = &count[2048 * d]
+        if h[(ks[0] >> shift) & 2047] == n:
             continue
         total = 0
-        for b in range(256):
-            c = count[b]
-            count[b] = total
+        for b in range(2048):
+            c = h[b]
+            h[b] = total
             total += c
         for i in range(n):
-            b = (ks[i] >> shift) & 255
-            kd[count[b]] = ks[i]
-            vd[count[b]] = vs[i]
-            count[b] += 1
+            b = (ks[i] >> shift) & 2047
+            kd[h[b]] = ks[i]
+            vd[h[b]] = vs[i]
+            h[b] += 1
         kx = ks; ks = kd; kd = kx
         vx = vs; vs = vd; vd = vx
     if ks != key:
@@ -143,6 +186,7 @@ def minsum_rows(const int64_t[::1] v_ptr, const int64_t[::1] v_idx, const double
     cdef uint32_t* keys
     cdef uint32_t* keys_tmp
     cdef int32_t* cols_tmp
+    cdef Py_ssize_t* hist
     for k in range(nrows):
         if out_ptr[k + 1] - out_ptr[k] > max_len:
             max_len = out_ptr[k + 1] - out_ptr[k]
@@ -151,6 +195,7 @@ def minsum_rows(const int64_t[::1] v_ptr, const int64_t[::1] v_idx, const double
         keys = <uint32_t*>malloc((max_len + 1) * sizeof(uint32_t))
         keys_tmp = <uint32_t*>malloc((max_len + 1) * sizeof(uint32_t))
         cols_tmp = <int32_t*>malloc((max_len + 1) * sizeof(int32_t))
+        hist = <Py_ssize_t*>malloc(3 * 2048 * sizeof(Py_ssize_t))
         for k in prange(nrows, schedule="dynamic", chunksize=16):
             i = rows[k]
             base = out_ptr[k]
@@ -178,7 +223,7 @@ def minsum_rows(const int64_t[::1] v_ptr, const int64_t[::1] v_idx, const double
                 else:
                     out_d[base + a] = f
             if sort_rows and n_out > 1:
-                _radix_sort(keys, &out_col[base], keys_tmp, cols_tmp, n_out)
+                _radix_sort(keys, &out_col[base], keys_tmp, cols_tmp, hist, n_out)
             if sort_rows:
                 for a in range(n_out):
                     memcpy(&out_d[base + a], &keys[a], 4)
@@ -186,3 +231,4 @@ def minsum_rows(const int64_t[::1] v_ptr, const int64_t[::1] v_idx, const double
         free(keys)
         free(keys_tmp)
         free(cols_tmp)
+        free(hist)

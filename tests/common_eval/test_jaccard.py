@@ -121,6 +121,50 @@ def test_knn_is_exact_with_ties_by_index_across_tiles():
     assert idx[200, 0] == 100 and idx[200, 1] == 200 and idx[200, 2] == 650
 
 
+def test_column_merge_equals_row_merge_of_the_transposed_block():
+    """topk_merge_cols (the lists of a tile's columns, read down the columns) against topk_merge
+    on the transposed copy and against a sort: ties, lists filled by an earlier tile, a column
+    count that is not a multiple of the 16-column groups."""
+    from common_eval import _knn
+    rng = np.random.default_rng(1)
+    block = rng.integers(0, 6, size=(23, 37)).astype(np.float32)  # many exact ties
+    add = rng.integers(0, 3, size=23).astype(np.float32)
+    first = rng.integers(0, 6, size=(37, 3)).astype(np.float32)  # an earlier tile: indices 100..102
+    k = 5
+    lists = []
+    for _ in range(2):
+        idx, val = np.zeros((37, k), dtype=np.int64), np.zeros((37, k), dtype=np.float32)
+        filled = np.zeros(37, dtype=np.int64)
+        _knn.topk_merge(first, np.zeros(0, np.float32), 100, idx, val, filled, 1)
+        lists.append((idx, val, filled))
+    (i1, v1, f1), (i2, v2, f2) = lists
+    _knn.topk_merge(np.ascontiguousarray(block.T), add, 40, i1, v1, f1, 2)
+    _knn.topk_merge_cols(block, add, 40, i2, v2, f2, 2)
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_array_equal(v1, v2)
+    assert (f2 == k).all()
+    for j in range(37):
+        cand = sorted([(float(v), 100 + i) for i, v in enumerate(first[j])]
+                      + [(float(v + a), 40 + i) for i, (v, a) in enumerate(zip(block[:, j], add))])[:k]
+        assert [int(c) for _, c in cand] == i2[j].tolist()
+        assert [v for v, _ in cand] == v2[j].tolist()
+
+
+def test_long_rows_are_sorted_exactly():
+    """Rows of thousands of entries (several radix digits in play) are sorted by distance and
+    hold exactly the entries of the unsorted dense result."""
+    X = clustered(n=2500, ids=3, noise=2.0, seed=6)
+    J = jaccard_distance(X, 30, 6)
+    D = jaccard_distance(X, 30, 6, output="dense")
+    assert J.nnz / 2500 > 1000
+    for i in range(0, 2500, 97):
+        cols = J.indices[J.indptr[i]:J.indptr[i + 1]]
+        row = J.data[J.indptr[i]:J.indptr[i + 1]]
+        assert np.all(np.diff(row) >= 0)
+        np.testing.assert_array_equal(row, D[i, cols])
+        assert np.count_nonzero(D[i] < 1) == len(cols)
+
+
 # ------------------------------------------------------------------- agreement with dense ports
 
 @pytest.mark.parametrize("k1, k2, columns", [(20, 6, 20), (30, 6, 31), (10, 1, 10), (25, 6, 25)])
