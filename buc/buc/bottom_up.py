@@ -8,20 +8,34 @@ while the weights carry over. Video: 16 frames drawn per tracklet, conv1-layer2 
 
 Only the training frames and the pseudo-labels enter this class; the true identities of the
 training set never do (they stay in the dataset records, for diagnostics outside).
+
+BatchNorm statistics: ``bn_slices`` K > 1 converts the BatchNorms to ghost BatchNorm (K slices of
+the batch, as the original's DataParallel on K GPUs; models/ghost_bn.py), unless the model runs
+in a real nn.DataParallel (several visible GPUs, one process), whose replicas do it themselves.
+
+Distributed (torchrun, ``utils/distributed.py``): the model is wrapped in DistributedDataParallel
+and each rank uses K / world ghost slices of its part of the batch; the training batches come
+from ``DistributedBatchSampler`` (each rank its contiguous slice of the single-process batch);
+the training features for the merge are extracted in shards, gathered in dataset order, merged
+on rank 0 and the new labels broadcast; BN buffers are broadcast from rank 0 after each epoch.
+Evaluation (``evaluate``) is meant for rank 0 alone and uses the unwrapped model.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 
 from .evaluators import evaluate_all, extract_features
 from .losses import ExLoss
 from .merge import MergeResult, merge_clusters
+from .models.ghost_bn import set_ghost_bn
 from .trainers import Trainer
+from .utils import distributed as du
 from .utils.data import Preprocessor
 from .utils.data import transforms as T
+from .utils.data.sampler import DistributedBatchSampler
 
 
 class BottomUp:
@@ -32,12 +46,31 @@ class BottomUp:
                  later_epochs: int | None = None, lr: float = 0.1, later_lr: float = 0.01,
                  lr_step_size: int = 16, momentum: float = 0.9, weight_decay: float = 5e-4,
                  t: float = 10.0, device="cpu", origin_of=None, progress: bool = True,
-                 print_freq: int | None = None, merge_block_rows: int = 4096):
+                 print_freq: int | None = None, merge_block_rows: int = 4096, bn_slices: int = 1,
+                 amp: str = "off", channels_last: bool = False):
         self.device = torch.device(device)
         self.module = model.to(self.device)
-        # the original wrapped the model in DataParallel (1 GPU for images, 2 for video)
-        self.model = nn.DataParallel(self.module) if torch.cuda.device_count() > 1 \
-            and self.device.type == "cuda" else self.module
+        if channels_last:
+            self.module.to(memory_format=torch.channels_last)
+        self.rank, self.world = du.rank(), du.world_size()
+        self.amp = amp
+        if self.world > 1:
+            if bn_slices % self.world:
+                raise ValueError(f"--bn-slices {bn_slices} is not a multiple of the {self.world} processes "
+                                 f"(each normalises bn_slices / world slices of its part); pass "
+                                 f"--bn-slices {self.world} or another multiple of {self.world}")
+            if bn_slices // self.world > 1:
+                set_ghost_bn(self.module, bn_slices // self.world)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.module, device_ids=ids)
+            self.eval_model = self.module
+        elif torch.cuda.device_count() > 1 and self.device.type == "cuda":
+            # the original wrapped the model in DataParallel (1 GPU for images, 2 for video)
+            self.model = self.eval_model = nn.DataParallel(self.module)
+        else:
+            if bn_slices > 1:   # one device emulates the original's replicas
+                set_ghost_bn(self.module, bn_slices)
+            self.model = self.eval_model = self.module
         self.train_samples = [tuple(s) for s in train_samples]
         self.images_dir = images_dir
         self.is_video = is_video
@@ -57,6 +90,9 @@ class BottomUp:
         self.progress = progress
         self.print_freq = print_freq
         self.merge_block_rows = merge_block_rows
+        if self.world > 1 and batch_size % self.world:
+            raise ValueError(f"--batch-size {batch_size} is not divisible by the {self.world} processes "
+                             f"(the global batch is split evenly); use a multiple of {self.world}")
         if len(self.train_samples) < batch_size:
             raise ValueError(f"{len(self.train_samples)} training samples are fewer than one batch "
                              f"({batch_size}); with drop_last no iteration would run")
@@ -73,8 +109,12 @@ class BottomUp:
         dataset = Preprocessor(samples, root=self.images_dir, transform=transform, labels=labels,
                                num_samples=self.frames_per_video, is_training=training,
                                max_frames=self.max_frames, origin_of=self.origin_of)
+        pin = self.device.type == "cuda"
+        if training and self.world > 1:  # each rank its slice of the single-process batch
+            batches = DistributedBatchSampler(RandomSampler(dataset), batch_size, True, self.rank, self.world)
+            return DataLoader(dataset, batch_sampler=batches, num_workers=self.workers, pin_memory=pin)
         return DataLoader(dataset, batch_size=batch_size, num_workers=self.workers, shuffle=training,
-                          pin_memory=self.device.type == "cuda", drop_last=training)
+                          pin_memory=pin, drop_last=training)
 
     # ------------------------------------------------------------------------ schedule
     def epochs_for(self, step: int) -> int:
@@ -114,7 +154,7 @@ class BottomUp:
         optimizer = self.make_optimizer(step)
         if optimizer_state is not None:
             optimizer.load_state_dict(optimizer_state)
-        trainer = Trainer(self.model, self.criterion, self.device)
+        trainer = Trainer(self.model, self.criterion, self.device, amp=self.amp)
         print_freq = self.print_freq or max(5, len(loader) // 30 * 10)
         ran = 0
         for epoch in range(start_epoch, self.epochs_for(step)):
@@ -125,6 +165,7 @@ class BottomUp:
                                   writer=writer, global_step=self._global_iter(step, epoch, len(loader)),
                                   progress=self.progress)
             stats["lr"] = lr
+            du.broadcast_buffers(self.module)   # rank 0's BN running statistics on every rank
             ran += 1
             if on_epoch_end is not None:
                 on_epoch_end(step, epoch, optimizer, stats)
@@ -135,9 +176,14 @@ class BottomUp:
         return done * per_epoch
 
     # ------------------------------------------------------------------------ features
-    def extract(self, samples, desc: str = "extract") -> np.ndarray:
+    def extract(self, samples, desc: str = "extract", sharded: bool = False) -> np.ndarray:
+        """Features of samples, in order. sharded (every rank calls it): each rank extracts its
+        contiguous block, the blocks are gathered in order."""
+        if sharded and self.world > 1:
+            part = [samples[i] for i in du.shard(len(samples))]
+            return du.gather_in_order(torch.from_numpy(self.extract(part, desc))).numpy()
         loader = self.get_dataloader(samples, training=False)
-        return extract_features(self.model, loader, self.device, desc=desc, progress=self.progress)
+        return extract_features(self.eval_model, loader, self.device, desc=desc, progress=self.progress)
 
     def evaluate(self, query, gallery, metric=None, labels=None, cmc_configs=("market1501",), seed: int = 0):
         """Open-ReID evaluation; ``metric`` (a DistanceMetric) is fitted on the training features
@@ -157,10 +203,12 @@ class BottomUp:
     def get_new_train_data(self, labels, nums_to_merge: int, size_penalty: float,
                            features=None) -> MergeResult:
         """Extracts the training features, merges ``nums_to_merge`` cluster pairs and creates a
-        new memory with one zero slot per remaining cluster (the authors' fix)."""
-        feats = self.extract(self.train_samples, "extract train") if features is None else features
-        result = merge_clusters(feats, labels, nums_to_merge, size_penalty,
-                                block_rows=self.merge_block_rows, device=self.device)
+        new memory with one zero slot per remaining cluster (the authors' fix). Distributed:
+        every rank calls it; rank 0 merges and its result (or exception) reaches every rank."""
+        if features is None:
+            features = self.extract(self.train_samples, "extract train", sharded=True)
+        result = du.run_on_rank0(lambda: merge_clusters(features, labels, nums_to_merge, size_penalty,
+                                                        block_rows=self.merge_block_rows, device=self.device))
         print(f"num of label before merge:  {result.num_before}  after_merge:  {result.num_after}  "
               f"sub:  {result.num_before - result.num_after}")
         self.criterion = ExLoss(self.embedding_size, result.num_after, t=self.t).to(self.device)

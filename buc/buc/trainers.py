@@ -1,4 +1,16 @@
-"""One training epoch with the repelled loss (Open-ReID's Trainer, spec B5/B6)."""
+"""One training epoch with the repelled loss (Open-ReID's Trainer, spec B5/B6).
+
+``amp`` "bf16" / "fp16" runs the model's forward under ``torch.autocast`` (fp16 with a GradScaler
+on CUDA); the embeddings are cast to fp32 before the loss and the memory update.
+
+Distributed (torchrun): each rank trains on its contiguous slice of the global batch. ExLoss is
+a per-sample cross-entropy averaged over the batch against the memory from before the update,
+so nothing couples the samples: with equal slices, DDP's average of the ranks' gradients is the
+gradient of the global mean, the single-process gradient. The memory update does couple them
+(sample by sample in batch order): every rank gathers the detached embeddings and labels of the
+whole global batch in rank order and applies the single-process update, so the memory stays
+identical on every rank. The logged loss and precision are the means over the ranks.
+"""
 from __future__ import annotations
 
 import math
@@ -7,7 +19,10 @@ import time
 import torch
 from tqdm import tqdm
 
+from .utils import distributed as du
 from .utils.meters import AverageMeter
+
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class NaNLossError(FloatingPointError):
@@ -20,10 +35,15 @@ def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> float:
 
 
 class Trainer:
-    def __init__(self, model, criterion, device="cpu"):
+    def __init__(self, model, criterion, device="cpu", amp: str = "off"):
+        if amp not in AMP_DTYPES:
+            raise ValueError(f"amp must be one of {', '.join(AMP_DTYPES)}, got {amp!r}")
         self.model = model
         self.criterion = criterion
         self.device = torch.device(device)
+        self.amp_dtype = AMP_DTYPES[amp]
+        cuda_fp16 = amp == "fp16" and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda") if cuda_fp16 else None
 
     def train(self, epoch: int, data_loader, optimizer, step: int | None = None, print_freq: int = 1,
               writer=None, global_step: int = 0, progress: bool = True) -> dict:
@@ -37,24 +57,34 @@ class Trainer:
             data_time.update(time.time() - end)
             imgs = imgs.to(self.device, non_blocking=True)
             targets = targets.to(self.device, non_blocking=True)
-            embeddings, _ = self.model(imgs)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                embeddings, _ = self.model(imgs)
+            embeddings = embeddings.float()
             loss, outputs = self.criterion(embeddings, targets)
-            if not math.isfinite(loss.item()):
+            prec = accuracy(outputs.detach(), targets)
+            both = du.mean_over_ranks(torch.stack([loss.detach(), loss.new_tensor(prec)]))
+            loss_value, prec = both.tolist()
+            if not math.isfinite(loss_value):   # the same on every rank: all stop together
                 raise NaNLossError(
-                    f"the loss is {loss.item()} at step {step}, epoch {epoch}, iteration {i + 1}/"
+                    f"the loss is {loss_value} at step {step}, epoch {epoch}, iteration {i + 1}/"
                     f"{len(data_loader)}; stopping (lower the learning rate or check the inputs). "
                     "The last checkpoint holds the state before this epoch.")
-            prec = accuracy(outputs.detach(), targets)
-            losses.update(loss.item(), targets.size(0))
+            losses.update(loss_value, targets.size(0))
             precisions.update(prec, targets.size(0))
             optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            self.criterion.update_memory(embeddings.detach(), targets)   # after the gradient
+            if self.scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(optimizer)
+                self.scaler.update()
+            # after the gradient; distributed: the whole global batch, in rank order, on every rank
+            self.criterion.update_memory(du.gather_equal(embeddings.detach()), du.gather_equal(targets))
             batch_time.update(time.time() - end)
             end = time.time()
             if writer is not None:
-                writer.add_scalar("train/loss", loss.item(), global_step + i)
+                writer.add_scalar("train/loss", loss_value, global_step + i)
                 writer.add_scalar("train/prec", prec, global_step + i)
             bar.set_postfix(loss=f"{losses.avg:.3f}", prec=f"{precisions.avg:.2%}")
             if (i + 1) % print_freq == 0:

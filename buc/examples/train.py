@@ -2,13 +2,18 @@
 
 The original's ``run.py`` flags and defaults (spec B10), plus the constants it hard-coded as flags
 with the same values, plus this project's run infrastructure (seed, resume, pretrained weights,
-smoke preset, learned metric). The main loop below reads top to bottom:
+smoke preset, learned metric, ghost BatchNorm, mixed precision, torchrun). The main loop below
+reads top to bottom:
 
     for each step:  train on the current clusters -> evaluate -> merge (memory reset to zeros)
 
 Presets: ``--config FILE`` loads a YAML file as argparse defaults; ``--smoke`` loads
 ``configs/smoke-image.yaml`` or ``configs/smoke-video.yaml`` (CPU, synthetic data). Flags given
 on the command line always win.
+
+Multi-GPU: ``torchrun --nproc_per_node=N examples/train.py ...`` (DistributedDataParallel; nccl
+on CUDA, gloo on the CPU). Rank 0 evaluates, merges, logs and writes every file; a single
+process (no torchrun) is the run it always was.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -36,14 +42,20 @@ from buc.evaluators import COMMON_AP, NATIVE_AP  # noqa: E402
 from buc.merge import MergeError, check_merge  # noqa: E402
 from buc.models import PretrainedWeightsMissing  # noqa: E402
 from buc.trainers import NaNLossError  # noqa: E402
+from buc.utils import distributed as du  # noqa: E402
 from buc.utils import rng_state, set_rng_state, set_seed  # noqa: E402
 from buc.utils.data import CorruptImageError  # noqa: E402
 from buc.utils.logging import Logger  # noqa: E402
 from buc.utils.serialization import load_checkpoint, save_checkpoint, write_json  # noqa: E402
 from buc.utils.tensorboard import summary_writer  # noqa: E402
 
+
+class ConfigError(ValueError):
+    """Flags that cannot work together (e.g. with the number of torchrun processes)."""
+
+
 USER_ERRORS = (DatasetNotFoundError, MalformedDatasetError, PretrainedWeightsMissing, CorruptImageError,
-               NaNLossError, MergeError)
+               NaNLossError, MergeError, ConfigError)
 
 HERE = Path(__file__).resolve().parent
 BUC_DIR = HERE.parent
@@ -116,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--reconvert", action="store_true", help="rebuild the converted copy")
     r.add_argument("--print_freq", type=int, default=None)
     r.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="tqdm bars")
+    r.add_argument("--bn-slices", "--bn_slices", dest="bn_slices", type=int, default=None,
+                   help="BatchNorm statistics per slice of the batch, as nn.DataParallel on that many "
+                        "GPUs (ghost BN; default: the authors' GPU count, 1 for images, 2 for video)")
+    r.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off",
+                   help="mixed precision for the training forward (fp16: with a GradScaler on CUDA)")
+    r.add_argument("--channels-last", "--channels_last", dest="channels_last", action="store_true",
+                   help="channels_last memory format (GPU speed; off = the original)")
     r.add_argument("--stop_after_epochs", type=int, default=None,
                    help="stop (as if interrupted) after this many epochs in this process; for resume tests")
     r.add_argument("--stop_after_steps", type=int, default=None,
@@ -138,6 +157,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"unknown keys in the preset: {', '.join(unknown)}")
     p.set_defaults(**defaults)
     args = p.parse_args(argv)
+    if args.bn_slices is not None and args.bn_slices < 1:
+        p.error(f"--bn-slices must be at least 1, got {args.bn_slices}")
     if args.data_dir is None:
         args.data_dir = str(REPO / "data" / "synthetic" / "a") if args.smoke \
             else os.environ.get("REID_DATA", str(REPO / "data"))
@@ -156,34 +177,61 @@ def main(argv=None) -> int:
     resume = None
     if args.resume:
         resume = load_checkpoint(ckpt_path if args.resume == "auto" else args.resume)
-    with Logger(logs_dir / "log.txt", append=resume is not None) as log:
+    main_rank = int(os.environ.get("RANK", "0")) == 0   # torchrun: only rank 0 prints and writes
+    with contextlib.ExitStack() as stack:
+        if main_rank:
+            log = stack.enter_context(Logger(logs_dir / "log.txt", append=resume is not None))
+        else:
+            log = Logger(None)
+            stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
         try:
             return run(args, logs_dir, ckpt_path, resume, argv)
         except USER_ERRORS as exc:  # bad input: a clear message (console and log.txt), no traceback
-            log.file.write(f"error: {exc}\n")
+            if log.file is not None:
+                log.file.write(f"error: {exc}\n")
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        finally:
+            du.cleanup()
 
 
 def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
     t_start = time.time()
     command = shlex.join([sys.executable, *(sys.argv if argv is None else [sys.argv[0], *argv])])
     print(f"==> {command}")
-    write_json(vars(args), logs_dir / "args.json")
+    if int(os.environ.get("RANK", "0")) == 0:
+        write_json(vars(args), logs_dir / "args.json")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    rank, world = du.init_from_env(torch.device(device).type)
+    main_rank = rank == 0
+    if world > 1 and torch.device(device).type == "cuda":
+        device = f"cuda:{torch.cuda.current_device()}"   # LOCAL_RANK
     torch.backends.cudnn.benchmark = True
     set_seed(args.seed)
 
     # ---- data: every training sample (image or tracklet) starts as its own cluster
-    dataset = datasets.create(args.dataset, args.data_dir, converted_dir=args.converted_dir,
-                              link=args.link, reconvert=args.reconvert)
+    made = {}
+
+    def make_dataset():
+        made["dataset"] = datasets.create(args.dataset, args.data_dir, converted_dir=args.converted_dir,
+                                          link=args.link, reconvert=args.reconvert and main_rank)
+
+    du.run_on_rank0(make_dataset)   # rank 0 converts first (one writer); its error reaches every rank
+    if "dataset" not in made:
+        make_dataset()
+    dataset = made["dataset"]
     num_samples = len(dataset.train)
     nums_to_merge = int(num_samples * args.merge_percent)
     num_steps = args.steps if args.steps is not None else int(1 / args.merge_percent) - 1
     check_schedule(num_samples, nums_to_merge, num_steps, args.merge_percent)
     fixed_layer = dataset.is_video if args.fixed_layer == "auto" else args.fixed_layer == "yes"
+    if args.bn_slices is None:   # the authors' GPUs under nn.DataParallel: 1 for images, 2 for video
+        args.bn_slices = 2 if dataset.is_video else 1
+        if main_rank:
+            write_json(vars(args), logs_dir / "args.json")
+    check_world(args, world)
 
     # ---- model, memory, trainer
     model = models.create(args.arch, pretrained=args.pretrained, dropout=args.dropout,
@@ -194,14 +242,17 @@ def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
                   max_frames=args.max_frames, eval_batch_size=args.eval_batch_size,
                   initial_epochs=args.initial_steps, later_epochs=args.later_steps, lr=args.lr,
                   later_lr=args.later_lr, lr_step_size=args.lr_step_size, t=args.t, device=device,
-                  origin_of=dataset.origin_of, progress=args.progress, print_freq=args.print_freq)
+                  origin_of=dataset.origin_of, progress=args.progress and main_rank,
+                  print_freq=args.print_freq, bn_slices=args.bn_slices, amp=args.amp,
+                  channels_last=args.channels_last)
     metric = DistanceMetric(args.metric) if args.metric != "euclidean" else None
     cmc_configs = ("allshots", "cuhk03", "market1501") if args.cmc_configs == "all" else ("market1501",)
     true_pids = np.array([r[1] for r in dataset.train])   # diagnostics only (merge purity)
     print(f"samples {num_samples}, steps {num_steps}, merges per step {nums_to_merge}, "
-          f"device {device}, fixed layers {fixed_layer}")
+          f"device {device}, fixed layers {fixed_layer}, BN slices {args.bn_slices}"
+          + (f", {world} processes" if world > 1 else ""))
 
-    writer = summary_writer(str(logs_dir))
+    writer = summary_writer(str(logs_dir)) if main_rank else NoWriter()
     state = {"step": 0, "epoch": 0, "labels": np.arange(num_samples), "history": [], "best": None,
              "initial": None, "wall_seconds": 0.0, "optimizer": None}
     if resume is not None:
@@ -213,15 +264,19 @@ def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
         set_rng_state(resume["rng"])
         print(f"=> resumed from step {state['step']}, epoch {state['epoch']} "
               f"({state['labels'].max() + 1} clusters)")
+    if rank > 0:   # its own augmentation and dropout draws (rank 0's are the single process's)
+        set_seed(int(torch.randint(2**31, ())) + rank)
 
     def save(step, epoch, optimizer=None):
+        if not main_rank:
+            return
         state.update(step=step, epoch=epoch, optimizer=optimizer.state_dict() if optimizer else None)
         ckpt = {**bu.state_dict(), **state, "rng": rng_state(), "args": vars(args),
                 "wall_seconds": state["wall_seconds"] + time.time() - t_start}
         save_checkpoint(ckpt, ckpt_path)
 
     # ---- the starting model, evaluated as every step will be
-    if state["initial"] is None:
+    if state["initial"] is None and main_rank:
         print("initial model (before step 0):")
         state["initial"] = metrics_of(bu.evaluate(dataset.query, dataset.gallery, cmc_configs=cmc_configs,
                                                   seed=args.seed))
@@ -249,13 +304,15 @@ def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
             writer.close()
             return 0
 
-        # evaluate on query / gallery, as the original does after every step
-        result = bu.evaluate(dataset.query, dataset.gallery, metric=metric, labels=labels,
-                             cmc_configs=cmc_configs, seed=args.seed)
-        entry = {"step": step, "clusters": clusters, **metrics_of(result)}
-        writer.add_scalar("test/mAP", entry["native"]["mAP"], step + 1)
-        writer.add_scalar("test/mAP_stepwise", entry["common"]["mAP"], step + 1)
-        writer.add_scalar("test/rank1", entry["native"]["rank1"], step + 1)
+        # evaluate on query / gallery, as the original does after every step (rank 0)
+        entry = {"step": step, "clusters": clusters}
+        if main_rank:
+            result = bu.evaluate(dataset.query, dataset.gallery, metric=metric, labels=labels,
+                                 cmc_configs=cmc_configs, seed=args.seed)
+            entry.update(metrics_of(result))
+            writer.add_scalar("test/mAP", entry["native"]["mAP"], step + 1)
+            writer.add_scalar("test/mAP_stepwise", entry["common"]["mAP"], step + 1)
+            writer.add_scalar("test/rank1", entry["native"]["rank1"], step + 1)
 
         # merge the closest clusters; the memory restarts at zeros
         if step + 1 < num_steps:
@@ -268,7 +325,8 @@ def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
                   f"same-identity merges {entry['correct_merges']}/{len(merged.pairs)}")
             writer.add_scalar("train/merge_purity", entry["merge_purity"], step + 1)
         state["history"].append(entry)
-        if state["best"] is None or entry["native"]["mAP"] > state["best"]["native"]["mAP"]:  # by native mAP
+        if main_rank and (state["best"] is None
+                          or entry["native"]["mAP"] > state["best"]["native"]["mAP"]):  # by native mAP
             state["best"] = entry
             save_checkpoint({"model": bu.module.state_dict(), "step": step, "metrics": entry,
                              "args": vars(args)}, logs_dir / "model_best.pth.tar")
@@ -281,8 +339,32 @@ def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
             return 0
 
     writer.close()
-    write_run_results(args, logs_dir, state, dataset, bu, num_steps, t_start, command)
+    if main_rank:
+        write_run_results(args, logs_dir, state, dataset, bu, num_steps, t_start, command)
     return 0
+
+
+class NoWriter:
+    """The TensorBoard writer of ranks other than 0."""
+
+    def add_scalar(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
+
+
+def check_world(args, world: int) -> None:
+    """A torchrun run splits the global batch and the ghost BN slices evenly over the processes."""
+    if world == 1:
+        return
+    if args.batch_size % world:
+        raise ConfigError(f"--batch-size {args.batch_size} is not divisible by the {world} processes (the "
+                          f"global batch is split evenly); use a multiple of {world}")
+    if args.bn_slices % world:
+        raise ConfigError(f"--bn-slices {args.bn_slices} is not a multiple of the {world} processes (each "
+                          f"normalises bn_slices / {world} slices of its part); pass --bn-slices {world} "
+                          f"or another multiple of {world}")
 
 
 def check_schedule(num_samples: int, nums_to_merge: int, num_steps: int, merge_percent: float) -> None:

@@ -63,7 +63,8 @@ def load_state_file(path) -> dict:
     except pickle.UnpicklingError:   # a full BUC checkpoint (RNG states): only load files you trust
         state = torch.load(path, map_location="cpu", weights_only=False)
     if isinstance(state, dict) and isinstance(state.get("model"), dict):   # a BUC checkpoint: its backbone
-        state = {k.removeprefix("CNN.base."): v for k, v in state["model"].items() if k.startswith("CNN.base.")}
+        state = {k.removeprefix("CNN.base."): v for k, v in state["model"].items()
+                 if k.startswith("CNN.base.")}
     elif isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     return {k.removeprefix("module."): v for k, v in state.items()}
