@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Adapter called by ../reproduce.sh (see ../CONTRIBUTING.md):
-#   buc/reproduce.sh TARGET --data-root DIR --logs-dir DIR [--smoke] [train.py options] -- [train.py flags]
+#   buc/reproduce.sh TARGET --data-root DIR --logs-dir DIR [--smoke] [--nproc N] [train.py options] -- [train.py flags]
 # TARGET: market duke mars dukevideo. Paper preset = the original run.sh (batch 16, size_penalty
-# 0.003, merge_percent 0.05); --smoke adds the CPU preset (configs/smoke-*.yaml).
+# 0.003, merge_percent 0.05); --smoke adds the CPU preset (configs/smoke-*.yaml); --nproc N > 1
+# starts N training processes (one per GPU) with torchrun (README "Multi-GPU").
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PY="${PYTHON:-$HERE/../.venv/bin/python}"
@@ -21,11 +22,14 @@ esac
 args=(--dataset "$dataset")
 extra=()
 smoke=0
+nproc=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; args+=(--data_dir "$2"); shift 2 ;;
     --logs-dir) [[ $# -ge 2 ]] || die "--logs-dir needs a folder"; args+=(--logs_dir "$2"); shift 2 ;;
     --smoke) args+=(--smoke); smoke=1; shift ;;
+    --nproc) [[ $# -ge 2 ]] || die "--nproc needs a number of processes"; nproc="$2"; shift 2 ;;
+    --nproc=*) nproc="${1#*=}"; shift ;;
     --source|--source-root) die "BUC is purely unsupervised: it takes no source dataset" ;;
     --) shift; extra+=("$@"); break ;;
     *) extra+=("$1"); shift ;;
@@ -35,5 +39,8 @@ done
 if [[ $smoke == 0 ]]; then
   args+=(-b 16 --size_penalty 0.003 -mp 0.05)
 fi
+[[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive number of processes (GPUs), not '$nproc'"
+launch=("$PY")
+(( nproc > 1 )) && launch=("$PY" -m torch.distributed.run --standalone --nproc_per_node="$nproc")
 cd "$HERE"
-exec "$PY" examples/train.py "${args[@]}" "${extra[@]}"
+exec "${launch[@]}" examples/train.py "${args[@]}" "${extra[@]}"

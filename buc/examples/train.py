@@ -229,6 +229,8 @@ def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
     fixed_layer = dataset.is_video if args.fixed_layer == "auto" else args.fixed_layer == "yes"
     if args.bn_slices is None:   # the authors' GPUs under nn.DataParallel: 1 for images, 2 for video
         args.bn_slices = 2 if dataset.is_video else 1
+        # under torchrun each process normalises its own part at least: one slice per process
+        args.bn_slices = max(args.bn_slices, world) if world > 1 else args.bn_slices
         if main_rank:
             write_json(vars(args), logs_dir / "args.json")
     check_world(args, world)

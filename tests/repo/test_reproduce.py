@@ -76,7 +76,7 @@ def test_table_command(tmp_path):
     assert out.returncode == 2 and "no such folder" in out.stderr
 
 
-NPROC = {"cdsm": ("market", "CDSM_PYTHON"), "auxusl": ("mars", "AUXUSL_PYTHON")}
+NPROC = {"cdsm": ("market", "CDSM_PYTHON"), "auxusl": ("mars", "AUXUSL_PYTHON"), "buc": ("market", "PYTHON")}
 
 
 @pytest.mark.parametrize("method", sorted(NPROC))
