@@ -9,6 +9,7 @@
   at 0) into an exactly sized CSR (count first, then fill), optionally sorted by distance.
 """
 from cython.parallel cimport parallel, prange
+from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t, uint32_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
@@ -34,56 +35,106 @@ cdef inline int64_t _insert(float* vals, int64_t* ids, Py_ssize_t k, int64_t f, 
     return f
 
 
+cdef inline int _count_below(const float* b, float scale, const float* add, Py_ssize_t n,
+                             float thr) noexcept nogil:
+    """How many of scale * b[j] (+ add[j] if add) are <= thr: a branch-free loop the compiler
+    vectorises."""
+    cdef int cnt = 0
+    cdef Py_ssize_t j
+    if add != NULL:
+        for j in range(n):
+            cnt += (scale * b[j] + add[j]) <= thr
+    else:
+        for j in range(n):
+            cnt += scale * b[j] <= thr
+    return cnt
+
+
+cdef inline int _count_below_each(const float* b, float scale, float add, const float* thr,
+                                  Py_ssize_t n) noexcept nogil:
+    """How many of scale * b[j] + add are <= thr[j] (vectorised like _count_below)."""
+    cdef int cnt = 0
+    cdef Py_ssize_t j
+    for j in range(n):
+        cnt += (scale * b[j] + add) <= thr[j]
+    return cnt
+
+
 def topk_merge(const float[:, ::1] block, const float[::1] add, int64_t col_offset,
-               int64_t[:, ::1] idx, float[:, ::1] val, int64_t[::1] filled, int num_threads):
+               int64_t[:, ::1] idx, float[:, ::1] val, int64_t[::1] filled, int num_threads,
+               float scale=1.0):
     """Merges the columns of one block into running k-smallest lists, one list per row.
 
-    Row i of the block holds the values of columns col_offset.. (plus add[j] when add is
-    non-empty); idx/val/filled hold each row's list so far, ascending by (value, column), so
+    Row i of the block holds the values of columns col_offset.., times ``scale`` (plus add[j]
+    when add is non-empty); idx/val/filled hold each row's list so far, ascending by (value, column), so
     blocks may arrive in any column order and the result is still ordered with ties by index.
+    Once a list is full, runs of 64 columns none of which can enter it are skipped after one
+    vectorised count.
     """
     cdef Py_ssize_t B = block.shape[0], n = block.shape[1], k = idx.shape[1]
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i, j, j0, j1
     cdef int64_t f, c
-    cdef bint has_add = add.shape[0] > 0
+    cdef const float* a = &add[0] if add.shape[0] > 0 else NULL
     cdef float v, last
     with nogil:
         for i in prange(B, schedule="static", num_threads=num_threads):
             f = filled[i]
-            last = val[i, k - 1] if f == k else 0
-            for j in range(n):
-                v = block[i, j] + add[j] if has_add else block[i, j]
-                if f == k and v > last:  # the common case: rejected without touching the list
+            last = val[i, k - 1] if f == k else INFINITY
+            for j0 in range(0, n, 64):
+                j1 = min(n, j0 + 64)
+                if f == k and _count_below(&block[i, j0], scale, a + j0 if a != NULL else NULL, j1 - j0,
+                                           last) == 0:
                     continue
-                c = col_offset + j
-                if f == k and v == last and c > idx[i, k - 1]:
-                    continue
-                f = _insert(&val[i, 0], &idx[i, 0], k, f, v, c)
-                if f == k:
-                    last = val[i, k - 1]
+                for j in range(j0, j1):
+                    v = scale * block[i, j] + a[j] if a != NULL else scale * block[i, j]
+                    if not v <= last:
+                        continue
+                    c = col_offset + j
+                    if f == k and v == last and c > idx[i, k - 1]:
+                        continue
+                    f = _insert(&val[i, 0], &idx[i, 0], k, f, v, c)
+                    if f == k:
+                        last = val[i, k - 1]
             filled[i] = f
 
 
 def topk_merge_cols(const float[:, ::1] block, const float[::1] add, int64_t row_offset,
-                    int64_t[:, ::1] idx, float[:, ::1] val, int64_t[::1] filled, int num_threads):
+                    int64_t[:, ::1] idx, float[:, ::1] val, int64_t[::1] filled, int num_threads,
+                    float scale=1.0):
     """topk_merge of the transposed block without transposing it: column j of the block (values
-    block[i, j] + add[i] of indices row_offset + i) is merged into list j. Threads take groups of
-    16 adjacent columns (one cache line per row) and walk down the rows."""
+    scale * block[i, j] + add[i] of indices row_offset + i) is merged into list j. Threads take groups of
+    16 adjacent columns (one cache line per row) and walk down the rows; a row none of whose 16
+    values can enter its column's list is skipped after one vectorised count."""
     cdef Py_ssize_t R = block.shape[0], n = block.shape[1], k = idx.shape[1]
-    cdef Py_ssize_t g, i, j, j1
+    cdef Py_ssize_t g, i, j, j0, j1
     cdef int64_t f, c
-    cdef float v
+    cdef float v, x
+    cdef float* last = <float*>malloc((n + 1) * sizeof(float))
+    if last == NULL:
+        raise MemoryError()
     with nogil:
+        for j in range(n):  # each list's entry threshold (+inf while it is not full)
+            last[j] = val[j, k - 1] if filled[j] == k else INFINITY
         for g in prange((n + 15) // 16, schedule="static", num_threads=num_threads):
-            j1 = min(n, g * 16 + 16)
+            j0 = g * 16
+            j1 = min(n, j0 + 16)
             for i in range(R):
+                x = add[i]
+                if _count_below_each(&block[i, j0], scale, x, &last[j0], j1 - j0) == 0:
+                    continue
                 c = row_offset + i
-                for j in range(g * 16, j1):
-                    v = block[i, j] + add[i]
-                    f = filled[j]
-                    if f == k and (v > val[j, k - 1] or (v == val[j, k - 1] and c > idx[j, k - 1])):
+                for j in range(j0, j1):
+                    v = scale * block[i, j] + x
+                    if not v <= last[j]:
                         continue
-                    filled[j] = _insert(&val[j, 0], &idx[j, 0], k, f, v, c)
+                    f = filled[j]
+                    if f == k and v == last[j] and c > idx[j, k - 1]:
+                        continue
+                    f = _insert(&val[j, 0], &idx[j, 0], k, f, v, c)
+                    filled[j] = f
+                    if f == k:
+                        last[j] = val[j, k - 1]
+    free(last)
 
 
 def pair_dots(const float[:, ::1] X, const int64_t[::1] indptr, const int64_t[::1] indices,
@@ -158,9 +209,9 @@ def minsum_count(const int64_t[::1] v_ptr, const int64_t[::1] v_idx,
                 c = v_idx[a]
                 for b in range(t_ptr[c], t_ptr[c + 1]):
                     r = t_idx[b]
-                    if r >= col_begin and r < col_end and mark[r] != k + 1:
+                    if r >= col_begin and r < col_end:  # first visit counted without a branch
+                        n_out = n_out + (mark[r] != k + 1)
                         mark[r] = k + 1
-                        n_out = n_out + 1
             out_len[k] = n_out
         free(mark)
 
@@ -186,6 +237,7 @@ def minsum_rows(const int64_t[::1] v_ptr, const int64_t[::1] v_idx, const double
     cdef uint32_t* keys
     cdef uint32_t* keys_tmp
     cdef int32_t* cols_tmp
+    cdef int32_t* seen
     cdef Py_ssize_t* hist
     for k in range(nrows):
         if out_ptr[k + 1] - out_ptr[k] > max_len:
@@ -196,6 +248,7 @@ def minsum_rows(const int64_t[::1] v_ptr, const int64_t[::1] v_idx, const double
         keys_tmp = <uint32_t*>malloc((max_len + 1) * sizeof(uint32_t))
         cols_tmp = <int32_t*>malloc((max_len + 1) * sizeof(int32_t))
         hist = <Py_ssize_t*>malloc(3 * 2048 * sizeof(Py_ssize_t))
+        seen = <int32_t*>malloc((max_len + 1) * sizeof(int32_t))
         for k in prange(nrows, schedule="dynamic", chunksize=16):
             i = rows[k]
             base = out_ptr[k]
@@ -208,10 +261,12 @@ def minsum_rows(const int64_t[::1] v_ptr, const int64_t[::1] v_idx, const double
                     if r < col_begin or r >= col_end:
                         continue
                     vr = t_val[b]
-                    if acc[r] == 0.0:  # V holds no zeros, so acc > 0 once seen
-                        out_col[base + n_out] = <int32_t>r
-                        n_out = n_out + 1
+                    # a first visit (V holds no zeros, so acc > 0 once seen) keeps r; branch-free:
+                    # the slot is always written and kept only by the increment
+                    seen[n_out] = <int32_t>r
+                    n_out = n_out + (acc[r] == 0.0)
                     acc[r] = acc[r] + (vi if vi < vr else vr)
+            memcpy(&out_col[base], seen, n_out * sizeof(int32_t))
             for a in range(n_out):
                 r = out_col[base + a]
                 s = acc[r]
@@ -232,3 +287,4 @@ def minsum_rows(const int64_t[::1] v_ptr, const int64_t[::1] v_idx, const double
         free(keys_tmp)
         free(cols_tmp)
         free(hist)
+        free(seen)

@@ -69,7 +69,6 @@ def knn(features: np.ndarray, k: int, num_threads: int | None = None, tile: int 
     idx = np.empty((N, k), dtype=np.int64)
     val = np.empty((N, k), dtype=np.float32)
     filled = np.zeros(N, dtype=np.int64)
-    Xm2 = -2.0 * X
     T = min(tile, N)
     buf = np.empty(T * T, dtype=np.float32)
     for a in range(0, N, T):
@@ -78,11 +77,13 @@ def knn(features: np.ndarray, k: int, num_threads: int | None = None, tile: int 
         for b in range(a, N, T):
             rb = slice(b, min(N, b + T))
             nb = rb.stop - b
-            # |x_j|^2 - 2 x_i.x_j ranks row i exactly like |x_i - x_j|^2
-            block = np.matmul(Xm2[ra], X[rb].T, out=buf[: na * nb].reshape(na, nb))
-            _knn.topk_merge(block, sq[rb], b, idx[ra], val[ra], filled[ra], threads)
+            # the kernels rank by |x_j|^2 - 2 x_i.x_j, which orders row i like |x_i - x_j|^2 (the
+            # factor -2 is exact in floating point); a diagonal tile X_a X_a^T is one symmetric
+            # product (numpy computes half of it, BLAS syrk)
+            block = np.matmul(X[ra], X[rb].T, out=buf[: na * nb].reshape(na, nb))
+            _knn.topk_merge(block, sq[rb], b, idx[ra], val[ra], filled[ra], threads, -2.0)
             if b != a:  # the same tile for the lists of its columns
-                _knn.topk_merge_cols(block, sq[ra], a, idx[rb], val[rb], filled[rb], threads)
+                _knn.topk_merge_cols(block, sq[ra], a, idx[rb], val[rb], filled[rb], threads, -2.0)
     val += sq[:, None]
     np.maximum(val, 0.0, out=val)
     return idx, val
