@@ -2,13 +2,14 @@
 # 3C's adapter, called by ../reproduce.sh (see ../CONTRIBUTING.md):
 #
 #   ccc/reproduce.sh TARGET --data-root DIR --logs-dir DIR [--smoke] [--cluster hdc|dbscan|kmeans]
-#                    [-- train.py flags]
+#                    [--nproc N] [-- train.py flags]
 #
 # TARGET: market | msmt17 | veri. --cluster picks the entry point (default hdc; dbscan and
 # kmeans are the paper's "3C (DBSCAN)" and "3C (K-means)" rows) and configs/<cluster>/<TARGET>.yml
 # (the original's command); --smoke adds configs/smoke.yml and configs/smoke_<cluster>.yml (CPU
 # preset for the synthetic benchmark). Runs examples/train.py inside ccc/ with --root-dir and
-# --log-dir "<logs-dir>-<cluster>"; flags after -- come last and override everything.
+# --log-dir "<logs-dir>-<cluster>"; flags after -- come last and override everything. --nproc N > 1
+# starts N processes (one per GPU) with torchrun (README "Multi-GPU").
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,7 +17,7 @@ PY="${CCC_PYTHON:-$HERE/../.venv/bin/python}"
 
 die() { echo "ccc/reproduce.sh: $*" >&2; exit 2; }
 
-usage="usage: ccc/reproduce.sh market|msmt17|veri --data-root DIR --logs-dir DIR [--smoke] [--cluster hdc|dbscan|kmeans] [-- flags]"
+usage="usage: ccc/reproduce.sh market|msmt17|veri --data-root DIR --logs-dir DIR [--smoke] [--cluster hdc|dbscan|kmeans] [--nproc N] [-- flags]"
 [[ $# -ge 1 ]] || die "$usage"
 target="$1"; shift
 case "$target" in
@@ -24,7 +25,7 @@ case "$target" in
   *) die "3C reports market, msmt17 and veri, not '$target'" ;;
 esac
 
-data_root="" logs="" smoke=0 cluster=hdc pass=()
+data_root="" logs="" smoke=0 cluster=hdc nproc=1 pass=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; data_root="$2"; shift 2 ;;
@@ -34,8 +35,10 @@ while [[ $# -gt 0 ]]; do
     --cluster) [[ $# -ge 2 ]] || die "--cluster needs hdc, dbscan or kmeans"; cluster="$2"; shift 2 ;;
     --cluster=*) cluster="${1#*=}"; shift ;;
     --smoke) smoke=1; shift ;;
+    --nproc) [[ $# -ge 2 ]] || die "--nproc needs a number of processes"; nproc="$2"; shift 2 ;;
+    --nproc=*) nproc="${1#*=}"; shift ;;
     --) shift; pass=("$@"); break ;;
-    *) die "unknown option '$1' (3C's method option is --cluster hdc|dbscan|kmeans; put train.py flags after --)" ;;
+    *) die "unknown option '$1' (3C's method options are --cluster hdc|dbscan|kmeans and --nproc N; put train.py flags after --)" ;;
   esac
 done
 case "$cluster" in
@@ -43,8 +46,11 @@ case "$cluster" in
   *) die "--cluster must be hdc, dbscan or kmeans, not '$cluster'" ;;
 esac
 
+[[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive number of processes (GPUs), not '$nproc'"
 [[ -x "$PY" ]] || die "no Python at $PY; run ./reproduce.sh setup first (or set CCC_PYTHON)"
-cmd=("$PY" examples/train.py --config "configs/$cluster/$target.yml")
+launch=("$PY")
+(( nproc > 1 )) && launch=("$PY" -m torch.distributed.run --standalone --nproc_per_node="$nproc")
+cmd=("${launch[@]}" examples/train.py --config "configs/$cluster/$target.yml")
 if [[ $smoke == 1 ]]; then
   cmd+=(--config configs/smoke.yml)
   [[ -f "$HERE/configs/smoke_$cluster.yml" ]] && cmd+=(--config "configs/smoke_$cluster.yml")

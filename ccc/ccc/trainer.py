@@ -10,11 +10,19 @@ Per iteration (``--iters`` of them; the sampler's stream restarts when it runs o
     optimizer.step()
 
 3C trains under ``nn.DataParallel`` on 2 GPUs, so BatchNorm normalises each half of the batch
-(128 images = 8 pseudo-ids x 16) separately, and its running statistics follow the first half
-(the replica on the first GPU shares the module's buffers). ``dp_splits = G`` [added] reproduces
-that on one device: the batch is cut into G consecutive chunks as DataParallel scatters it, each
-chunk goes through the model on its own, and the BN running statistics keep the values the
-first chunk left. dp_splits = 1 is plain single-device training.
+separately; ``--bn-slices`` reproduces that with ghost BatchNorm (``models/ghost_bn.py``, set up
+by the training script): the model's forward is unchanged here.
+
+``gather`` (torchrun, DistributedDataParallel): each rank forwards its contiguous slice of the
+global batch; ``gather`` concatenates the ranks' features (with gradient), targets and cameras in
+rank order, i.e. the single-process batch. The loss couples the batch's samples (CIE weights
+count the cameras of every cluster in the whole batch), so every rank computes the loss of the
+whole global batch, and updates its memory with the whole batch in the same order: the memories
+stay identical. all_gather's backward sums the W ranks' (identical) gradients into each rank's
+part (W dL/df_r) and DDP averages the parameter gradients over W: the single-process gradient.
+
+``amp`` "bf16" / "fp16": the forward under ``torch.autocast`` (fp16 with a GradScaler on CUDA);
+the features are cast to fp32 before the normalisation, so memory, loss and update run in fp32.
 """
 from __future__ import annotations
 
@@ -24,38 +32,19 @@ from collections import defaultdict
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm import tqdm
 
 from .errors import NonFiniteLossError
 
 log = logging.getLogger(__name__)
 
-
-def bn_buffers(model: nn.Module) -> list[torch.Tensor]:
-    return [b for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-            for b in m.buffers()]
-
-
-def forward_like_data_parallel(model: nn.Module, images: torch.Tensor, splits: int = 1) -> torch.Tensor:
-    """model(images) as ``nn.DataParallel`` over ``splits`` devices computes it (see module doc)."""
-    if splits <= 1 or images.shape[0] < 2:
-        return model(images)
-    chunks = images.chunk(splits)
-    outputs = [model(chunks[0])]
-    if len(chunks) > 1:
-        buffers = bn_buffers(model)
-        saved = [b.detach().clone() for b in buffers]
-        outputs += [model(c) for c in chunks[1:]]
-        with torch.no_grad():
-            for b, s in zip(buffers, saved):
-                b.copy_(s)
-    return torch.cat(outputs)
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def train_one_epoch(model, memory, loader, optimizer, epoch: int, iters: int, device="cpu",
-                    reweight: bool = False, dp_splits: int = 1, print_freq: int = 20, writer=None,
-                    progress: bool | None = None) -> dict:
+                    reweight: bool = False, print_freq: int = 20, writer=None,
+                    progress: bool | None = None, amp: str = "off", channels_last: bool = False,
+                    gather=None) -> dict:
     """Trains ``iters`` iterations; returns the epoch's mean loss and timings.
 
     Raises NonFiniteLossError (naming the epoch and iteration) when the loss is NaN or infinite.
@@ -64,6 +53,9 @@ def train_one_epoch(model, memory, loader, optimizer, epoch: int, iters: int, de
     sums: dict = defaultdict(float)
     data_time = batch_time = 0.0
     lr = optimizer.param_groups[0]["lr"]
+    device_type = torch.device(device).type
+    dtype = AMP_DTYPES[amp]
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" and device_type == "cuda" else None
     loader.new_epoch()
     end = time.perf_counter()
     bar = tqdm(range(iters), desc=f"epoch {epoch} train", disable=None if progress is None else not progress,
@@ -71,20 +63,33 @@ def train_one_epoch(model, memory, loader, optimizer, epoch: int, iters: int, de
     for i in bar:
         images, targets, cameras, _ = loader.next()
         images = images.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         targets = targets.to(device, non_blocking=True)
         cameras = cameras.to(device, non_blocking=True)
         data_time += time.perf_counter() - end
 
-        features = F.normalize(forward_like_data_parallel(model, images, dp_splits), dim=1)
+        with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
+            out = model(images)
+        features = F.normalize(out.float(), dim=1)
+        if gather is not None:   # torchrun: the whole global batch, in single-process order
+            features, targets, cameras = gather(features), gather(targets), gather(cameras)
         loss, parts = memory.loss(features, targets, cameras, reweight=reweight)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"the loss is {loss.item()} at epoch {epoch}, iteration {i + 1}/{iters} (learning "
                 f"rate {lr:g}): training diverged; lower --lr (or check the input images)")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if scaler is None:
+            loss.backward()
+        else:
+            scaler.scale(loss).backward()
         memory.update(features.detach(), targets, cameras)
-        optimizer.step()
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+            scaler.update()
 
         for k, v in parts.items():
             sums[k] += float(v)

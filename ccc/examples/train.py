@@ -25,10 +25,20 @@ underscores); flags on the command line override them. Each epoch:
   5. step the learning rate (WarmupMultiStepLR)
   6. evaluate after epoch 1 and every ``--eval-step-epoch`` epochs (and after the last one),
      keep the best (what 3C reports), write the checkpoint
+
+Multi-GPU [added]: ``torchrun --nproc_per_node=N examples/train.py ...`` trains with
+DistributedDataParallel (nccl on CUDA, one GPU per process; gloo on the CPU). Every rank extracts
+its contiguous shard of the training set and the features are gathered in dataset order; rank 0
+clusters and broadcasts the pseudo-labels (or its error); every rank draws the same global
+batches and takes its 1/N slice; the memory is updated with the gathered global batch on every
+rank (ccc/trainer.py); rank 0 alone evaluates and writes logs, TensorBoard, checkpoints and
+results.json; the BN running statistics of rank 0 go to every rank after each epoch. A single
+process (no torchrun) is unchanged.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -48,7 +58,9 @@ from ccc.evaluation import NATIVE_AP, describe, evaluate_model, extract_features
 from ccc.hdc import HDC, INITS, SIMILARITIES
 from ccc.memory import create_memory
 from ccc.memory import names as memory_names
-from ccc.trainer import train_one_epoch
+from ccc.models.ghost_bn import set_ghost_bn
+from ccc.trainer import AMP_DTYPES, train_one_epoch
+from ccc.utils import distributed as du
 from ccc.utils.checkpoint import FORMAT, load_checkpoint, load_model_state, save_checkpoint
 from ccc.utils.logging import report_error, run_logging, tensorboard_writer
 from ccc.utils.lr_scheduler import build_scheduler
@@ -61,7 +73,7 @@ TARGET = {"market1501": "market", "msmt17": "msmt17", "veri": "veri"}
 CLUSTERS = ("hdc", "dbscan", "kmeans")
 DEFAULT_LOG_DIR = {"hdc": "logs/log", "dbscan": "logs/log_dbscan", "kmeans": "logs/log_kmeans"}
 NOT_IN_CONFIG = ("config", "resume")
-STREAMS = {"cluster": 1, "sampler": 2}   # independent seed streams per epoch
+STREAMS = {"cluster": 1, "sampler": 2, "augment": 3}   # independent seed streams per epoch
 
 
 def none_or(kind):
@@ -157,8 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ckpt-dir", type=str, default=None, help="checkpoints (default: the log folder)")
     g.add_argument("--resume", type=str, metavar="PATH", default="",
                    help="[added] checkpoint.pth.tar of a run to continue")
-    g.add_argument("--dp-splits", type=int, default=1,
-                   help="[added] emulate nn.DataParallel over N devices (BatchNorm on N chunks)")
+    g.add_argument("--bn-slices", type=int, default=2,
+                   help="[added] ghost BatchNorm: in training, BN statistics per 1/K of the global batch "
+                        "and running statistics from the first part, as 3C's nn.DataParallel on K GPUs "
+                        "(3C: 2); 1 = whole-batch BN. Under torchrun each of N processes uses K / N")
+    g.add_argument("--dp-splits", type=int, default=None,
+                   help="[added] deprecated alias of --bn-slices")
+    g.add_argument("--amp", type=str, default="off", choices=tuple(AMP_DTYPES),
+                   help="[added] mixed-precision training forward (torch.autocast); loss and memory in fp32")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=False,
+                   help="[added] channels_last memory format for the model and training images")
     g.add_argument("--device", type=str, default="auto", help="[added] auto, cpu, cuda, cuda:N")
     g.add_argument("--num-threads", type=int, default=None, help="[added] torch CPU and HDC kernel threads")
     g.add_argument("--print-freq", type=int, default=50, help="[added] log every N iterations (0: never)")
@@ -197,9 +217,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     if not 0 < args.dbscan_eps < 1:
         parser.error(f"--dbscan-eps must be in (0, 1) (the Jaccard distance lies in [0, 1]), "
                      f"got {args.dbscan_eps}")
-    for name in ("num_epochs", "iters", "batch_size", "eval_step_epoch", "dp_splits"):
+    if args.dp_splits is not None:
+        print(f"WARNING: --dp-splits is deprecated: use --bn-slices {args.dp_splits} (ghost BatchNorm)",
+              file=sys.stderr)
+        args.bn_slices = args.dp_splits
+    del args.dp_splits
+    for name in ("num_epochs", "iters", "batch_size", "eval_step_epoch", "bn_slices"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    world = int(os.environ.get("WORLD_SIZE", "1"))   # torchrun's number of processes
+    if args.batch_size % world:
+        parser.error(f"--batch-size {args.batch_size} is not divisible by the {world} processes (each takes "
+                     f"an equal slice of the global batch): use a multiple of {world}")
+    if args.bn_slices % world:
+        parser.error(f"--bn-slices {args.bn_slices} is not a multiple of the {world} processes (each "
+                     f"normalises --bn-slices / {world} slices of its part): use --bn-slices {world} or a "
+                     "multiple of it")
     if args.cluster_min_instances < 1:
         parser.error("--cluster-min-instances must be at least 1")
     return args
@@ -313,14 +346,22 @@ def run(args, argv) -> int:
     torch.backends.cudnn.benchmark = False
     seed_everything(args.seed)
     device = pick_device(args.device)
-    progress = False if args.no_progress else None
+    rank, world = du.init_from_env(device.type)
+    main_rank = rank == 0
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())   # LOCAL_RANK
+    progress = False if args.no_progress or not main_rank else None
     if args.notes:
         log.info(args.notes)
     log.info(f"==========\nArgs: {json.dumps(vars(args), indent=1, default=str)}\n==========")
     if args.num_instances > 0 and args.batch_size % args.num_instances:
         log.warning(f"WARNING: --batch-size {args.batch_size} is not a multiple of --num-instances "
                     f"{args.num_instances}")
-    (log_dir / "config.yaml").write_text(yaml.safe_dump(config_of(args), sort_keys=True))
+    if main_rank:
+        (log_dir / "config.yaml").write_text(yaml.safe_dump(config_of(args), sort_keys=True))
+    if world > 1:
+        log.info(f"==> torchrun: {world} processes ({device.type}), {args.batch_size // world} images and "
+                 f"{args.bn_slices // world} BN slice(s) per process")
 
     # data
     dataset = datasets.create(args.dataset, args.root_dir)
@@ -328,7 +369,8 @@ def run(args, argv) -> int:
     check_cluster_count(args, len(train))
     pin = device.type == "cuda"
     size = (args.height, args.width, args.batch_size, args.num_workers, pin)
-    cluster_loader = build_test_loader(train, *size)
+    shard = [train[i] for i in du.shard(len(train))]   # world > 1: this rank's part, gathered in order
+    cluster_loader = build_test_loader(shard, *size)
     query_loader = build_test_loader(dataset.query, *size)
     gallery_loader = build_test_loader(dataset.gallery, *size)
 
@@ -336,6 +378,9 @@ def run(args, argv) -> int:
     model = models.create(args.arch, pretrained=args.pretrained, version=args.resnet_pretrained,
                           pooling_type=args.pooling_type)
     model.to(device)
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
+    set_ghost_bn(model, args.bn_slices // world)   # 3C's DataParallel BN statistics (1: plain BN)
     optimizer, scheduler = build_optimizer(model, args)
 
     start_epoch, best, best_epoch, last, initial, history, elapsed = 0, None, -1, None, None, [], 0.0
@@ -360,8 +405,8 @@ def run(args, argv) -> int:
         log.info(f"==> resumed from {args.resume}: {start_epoch} epoch(s) done, best mAP "
                  f"{best['mAP'] if best else float('nan'):.1f} (epoch {best_epoch})")
 
-    writer = tensorboard_writer(log_dir)
-    if initial is None:
+    writer = tensorboard_writer(log_dir) if main_rank else None
+    if initial is None and main_rank:
         t0 = time.perf_counter()
         result = evaluate_model(model, query_loader, gallery_loader, dataset.query, dataset.gallery, device,
                                 eval_dist=args.eval_dist, rerank=args.rerank, progress=progress)
@@ -372,17 +417,39 @@ def run(args, argv) -> int:
         writer.add_scalar("eval/rank1", initial["rank1"], 0)
     if resumed is not None:
         set_rng_state(resumed["rng"])  # last: everything above may have drawn random numbers
+    model_fwd, gather = model, None
+    if world > 1:
+        model_fwd = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+        gather = du.gather_with_grad
 
     for epoch in range(start_epoch, args.num_epochs):
         lr = optimizer.param_groups[0]["lr"]
         # 1. features of the training set
+        if world > 1:
+            du.sync_rng(get_rng_state, set_rng_state)
+            if not main_rank:   # rank 0 keeps its stream; the others augment their slices differently
+                torch.manual_seed(epoch_seed(args.seed, epoch, "augment") + rank)
         t0 = time.perf_counter()
-        features = extract_features(model, cluster_loader, device, f"epoch {epoch} extract", progress).numpy()
+        features = extract_features(model, cluster_loader, device, f"epoch {epoch} extract", progress)
+        features = du.gather_in_order(features).numpy()   # the shards in dataset order
         t_extract = time.perf_counter() - t0
 
         # 2. pseudo-labels (DBSCAN warm-up / DBSCAN, HDC or k-means), small clusters removed
         t0 = time.perf_counter()
-        labels, centroids, info = pseudo_labels(features, args, epoch)
+        if world == 1:
+            labels, centroids, info = pseudo_labels(features, args, epoch)
+        else:   # rank 0 clusters; its result (or its error) on every rank
+            result = None
+            if main_rank:
+                try:
+                    result = pseudo_labels(features, args, epoch)
+                except Exception as exc:  # noqa: BLE001 - re-raised on every rank below
+                    result = exc
+            result = du.broadcast_object(result)
+            if isinstance(result, Exception):
+                raise result
+            labels, centroids, info = result
         num_clusters, num_outliers = len(centroids), int((labels < 0).sum())
 
         # 3. cluster memory = L2norm(centroids); outliers leave the training set
@@ -393,7 +460,8 @@ def run(args, argv) -> int:
         train_loader = build_train_loader(items, args.height, args.width, args.batch_size, args.num_instances,
                                           args.iters, args.num_workers, seed=epoch_seed(args.seed,
                                                                                         epoch, "sampler"),
-                                          pad=args.pad, pin_memory=pin, use_cameras=not args.no_cam)
+                                          pad=args.pad, pin_memory=pin, use_cameras=not args.no_cam,
+                                          rank=rank, world=world)
         t_cluster = time.perf_counter() - t0
         extra = ""
         if info["method"] == "HDC":
@@ -406,13 +474,18 @@ def run(args, argv) -> int:
                  f"{num_outliers}/{len(labels)} outliers{extra}; lr {lr:.3g}")
 
         # 4. train
-        stats = train_one_epoch(model, memory, train_loader, optimizer, epoch, args.iters, device,
-                                reweight=args.loss_with_camera, dp_splits=args.dp_splits,
-                                print_freq=args.print_freq, writer=writer, progress=progress)
+        stats = train_one_epoch(model_fwd, memory, train_loader, optimizer, epoch, args.iters, device,
+                                reweight=args.loss_with_camera, print_freq=args.print_freq, writer=writer,
+                                progress=progress, amp=args.amp, channels_last=args.channels_last,
+                                gather=gather)
         log.info(f"==> epoch {epoch}: time extract {t_extract:.1f} s, cluster {t_cluster:.1f} s, "
                  f"train {stats['seconds']:.1f} s; mean loss {stats['loss']:.3f}")
         # 5. learning rate (3C steps it at the end of each epoch's training)
         scheduler.step()
+        if world > 1:   # rank 0's BN running statistics (DataParallel's first replica) on every rank
+            du.broadcast_buffers(model)
+        if not main_rank:   # rank 0 evaluates, logs and writes
+            continue
 
         # 6. evaluate (3C: after epoch 1 and every --eval-step-epoch epochs; best-on-test) and the last
         record = {"epoch": epoch, "clustering": info["method"], "clusters": num_clusters,
@@ -462,6 +535,8 @@ def run(args, argv) -> int:
             save_checkpoint(snapshot, ckpt_dir / "model_best.pth.tar")
         if args.eval_and_ckpt and scheduled and epoch > 0:
             save_checkpoint(snapshot, ckpt_dir / f"model_e{epoch + 1}.pth.tar")
+    if not main_rank:
+        return 0
     writer.close()
 
     if last is None:
@@ -487,12 +562,15 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     Path(args.log_dir).mkdir(parents=True, exist_ok=True)
-    with run_logging(args.log_dir, append=bool(args.resume)):
+    main_rank = int(os.environ.get("RANK", "0")) == 0   # torchrun: rank 0 alone writes log.txt
+    with run_logging(args.log_dir, append=bool(args.resume)) if main_rank else contextlib.nullcontext():
         try:
             return run(args, argv)
         except CCCError as exc:
             report_error(f"error: {short_message(exc)}")
             return 2
+        finally:
+            du.cleanup()
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ import common_eval
 from ccc import datasets, models
 from ccc.data import RandomMultipleGallerySampler
 from ccc.errors import DatasetError, PretrainedWeightsError
+from ccc.models.ghost_bn import set_ghost_bn
 from ccc.models.resnet import imagenet_weights
-from ccc.trainer import forward_like_data_parallel
 from common_eval.synthetic import generate
 
 
@@ -147,11 +147,12 @@ def test_missing_weights_say_where_to_put_them(tmp_path, monkeypatch):
 
 
 def test_data_parallel_emulation():
+    """--bn-slices 2 (ghost BN) = the model run on each half batch, as DataParallel's replicas."""
     torch.manual_seed(0)
-    m = models.create("resnet18", pretrained="none").train()
+    m = set_ghost_bn(models.create("resnet18", pretrained="none"), 2).train()
     state = copy.deepcopy(m.state_dict())
     x = torch.randn(8, 3, 32, 16)
-    out = forward_like_data_parallel(m, x, 2)
+    out = m(x)
 
     def fresh():
         net = models.create("resnet18", pretrained="none").train()

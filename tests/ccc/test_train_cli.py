@@ -45,7 +45,7 @@ def test_presets_equal_the_readme_commands(train_script, monkeypatch, cluster, t
     preset = vars(train_script.parse_args(["--config", str(CCC_DIR / "configs" / cluster / f"{target}.yml"),
                                            "--root-dir", "/home/someone/Dataset"]))
     original.pop("config"), preset.pop("config")
-    assert preset.pop("dp_splits") == 2 and original.pop("dp_splits") == 1   # the README's 2 GPUs
+    assert preset["bn_slices"] == original["bn_slices"] == 2   # the README's 2 GPUs (DataParallel)
     assert original == preset
 
 
@@ -77,7 +77,7 @@ def test_smoke_preset_only_changes_sizes(train_script):
         changed = {k for k in paper if paper[k] != smoke[k]} - {"config"}
         assert changed <= {"scale", "arch", "pretrained", "height", "width", "pad", "batch_size",
                            "num_instances",
-                           "num_workers", "num_threads", "dp_splits", "jaccard_k1", "jaccard_k2",
+                           "num_workers", "num_threads", "bn_slices", "jaccard_k1", "jaccard_k2",
                            "dbscan_eps",
                            "cluster_min_instances", "num_clusters", "warmup_iters", "num_epochs", "iters",
                            "eval_step_epoch", "print_freq", "seed"}, changed

@@ -76,7 +76,8 @@ def test_table_command(tmp_path):
     assert out.returncode == 2 and "no such folder" in out.stderr
 
 
-NPROC = {"cdsm": ("market", "CDSM_PYTHON"), "auxusl": ("mars", "AUXUSL_PYTHON"), "buc": ("market", "PYTHON")}
+NPROC = {"cdsm": ("market", "CDSM_PYTHON"), "auxusl": ("mars", "AUXUSL_PYTHON"), "buc": ("market", "PYTHON"),
+         "ccc": ("market", "CCC_PYTHON")}
 
 
 @pytest.mark.parametrize("method", sorted(NPROC))

@@ -80,3 +80,38 @@ class RandomMultipleGallerySampler(Sampler):
             out.append(int(idx[anchor]))
             out.extend(int(idx[j]) for j in _draw(rng, pool, K - 1))
         return iter(out)
+
+
+class DistributedBatchSampler(Sampler):
+    """torchrun: the single-process batches of ``sampler`` (global batches of ``batch_size``,
+    ``drop_last`` as the DataLoader's), of which this rank yields its contiguous 1/world slice.
+    3C's sampler draws from its own generator, seeded per epoch alike on every rank, so every
+    rank sees the same pass; rank order concatenates the slices back into the global batch. A
+    short last batch (``drop_last`` False) is cut to a multiple of world (equal slices)."""
+
+    def __init__(self, sampler, batch_size: int, drop_last: bool, rank: int, world: int):
+        if batch_size % world:
+            raise ValueError(f"--batch-size {batch_size} is not divisible by the {world} processes: use a "
+                             f"multiple of {world}")
+        self.sampler, self.batch_size, self.drop_last = sampler, batch_size, drop_last
+        self.rank, self.world = rank, world
+
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        if self.drop_last or n % self.batch_size < self.world:
+            return n // self.batch_size
+        return n // self.batch_size + 1
+
+    def _slice(self, batch: list[int]) -> list[int]:
+        step = len(batch) // self.world
+        return batch[self.rank * step:(self.rank + 1) * step]
+
+    def __iter__(self):
+        batch: list[int] = []
+        for i in self.sampler:
+            batch.append(i)
+            if len(batch) == self.batch_size:
+                yield self._slice(batch)
+                batch = []
+        if batch and not self.drop_last and len(batch) >= self.world:
+            yield self._slice(batch)
