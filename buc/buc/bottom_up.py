@@ -33,7 +33,7 @@ from .merge import MergeResult, merge_clusters
 from .models.ghost_bn import set_ghost_bn
 from .trainers import Trainer
 from .utils import distributed as du
-from .utils.data import Preprocessor
+from .utils.data import Preprocessor, collate
 from .utils.data import transforms as T
 from .utils.data.sampler import DistributedBatchSampler
 
@@ -114,7 +114,7 @@ class BottomUp:
             batches = DistributedBatchSampler(RandomSampler(dataset), batch_size, True, self.rank, self.world)
             return DataLoader(dataset, batch_sampler=batches, num_workers=self.workers, pin_memory=pin)
         return DataLoader(dataset, batch_size=batch_size, num_workers=self.workers, shuffle=training,
-                          pin_memory=pin, drop_last=training)
+                          pin_memory=pin, drop_last=training, collate_fn=None if training else collate)
 
     # ------------------------------------------------------------------------ schedule
     def epochs_for(self, step: int) -> int:

@@ -30,13 +30,20 @@ COMMON_AP = "stepwise"
 
 @torch.no_grad()
 def extract_features(model, data_loader, device="cpu", desc: str = "extract", progress: bool = True):
-    """L2-normalised pool5 of every sample, in loader order, as a float32 (N, d) array."""
+    """L2-normalised pool5 of every sample, in dataset order, as a float32 (N, d) array. The
+    loader's batches are lists of equal-length groups (``utils.data.collate``)."""
     model.eval()
-    feats = []
-    for imgs, _, _ in tqdm(data_loader, desc=desc, leave=False, disable=not progress, mininterval=1.0):
-        _, pool5 = model(imgs.to(device, non_blocking=True))
-        feats.append(pool5.float().cpu())
-    return torch.cat(feats).numpy() if feats else np.zeros((0, 0), np.float32)
+    feats, order = [], []
+    for groups in tqdm(data_loader, desc=desc, leave=False, disable=not progress, mininterval=1.0):
+        for imgs, index, _ in groups:   # one group per frame count (utils.data.collate)
+            _, pool5 = model(imgs.to(device, non_blocking=True))
+            feats.append(pool5.float().cpu())
+            order.append(torch.as_tensor(index))
+    if not feats:
+        return np.zeros((0, 0), np.float32)
+    out = torch.empty(sum(len(f) for f in feats), feats[0].shape[1])
+    out[torch.cat(order)] = torch.cat(feats)   # loader order = dataset index order
+    return out.numpy()
 
 
 def ids_and_cams(records):

@@ -76,3 +76,21 @@ def test_video_features_average_all_frames_of_a_tracklet(tiny_root):
     ref = torch.nn.functional.normalize(per_frame.mean(0, keepdim=True), dim=1).numpy()
     assert feats.shape == (1, 512)
     assert np.allclose(feats, ref, atol=1e-5)
+
+
+def test_batched_extraction_of_unequal_tracklets_equals_batch_size_one(tiny_root):
+    """Evaluation batches of several tracklets (--eval_batch_size > 1) with different frame
+    counts: grouped by length, put back in dataset order, the same features as batch size 1."""
+    ds = datasets.create("mars", tiny_root, verbose=False)
+    samples = [r[0] for r in ds.query + ds.gallery][:12]
+    samples[1] = samples[1][:3]          # unequal lengths inside one batch
+    samples[4] = samples[4][:2]
+    assert len({len(s) for s in samples[:5]}) > 1
+    torch.manual_seed(0)
+    model = create("resnet18", pretrained="none", embedding_size=16)
+    kw = dict(is_video=True, height=64, width=32, workers=0, embedding_size=16, progress=False, batch_size=4)
+    one = BottomUp(model, samples, ds.images_dir, eval_batch_size=1, **kw).extract(samples)
+    five = BottomUp(model, samples, ds.images_dir, eval_batch_size=5, **kw).extract(samples)
+    assert one.shape == five.shape == (12, 512)
+    assert np.allclose(one, five, atol=1e-5)
+    assert not np.allclose(five[1], five[2], atol=1e-3)   # rows are not merely all equal

@@ -1,3 +1,3 @@
-from .preprocessor import CorruptImageError, Preprocessor, sample_frames
+from .preprocessor import CorruptImageError, Preprocessor, collate, sample_frames
 
-__all__ = ["CorruptImageError", "Preprocessor", "sample_frames"]
+__all__ = ["CorruptImageError", "Preprocessor", "collate", "sample_frames"]

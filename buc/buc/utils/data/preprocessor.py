@@ -12,6 +12,7 @@ import random
 
 import torch
 from PIL import Image, UnidentifiedImageError
+from torch.utils.data import default_collate
 
 
 class CorruptImageError(RuntimeError):
@@ -30,6 +31,19 @@ def sample_frames(frames, num_samples: int, training: bool, max_frames: int) -> 
     if len(frames) > max_frames:  # bounded memory for very long tracklets
         return random.sample(frames, max_frames)
     return frames
+
+
+def collate(batch) -> list:
+    """Evaluation batches as a list of ``default_collate`` batches, one per frame count: a
+    tracklet shorter than ``max_frames`` cannot be stacked with longer ones, so ``--eval_batch_size``
+    > 1 groups a batch by length (one group when every length is equal, always for images);
+    ``extract_features`` runs the groups one after the other and puts the features back in order
+    by index. In eval mode BatchNorm does not depend on the batch: the features equal those of
+    batch size 1 (the original's video setting)."""
+    groups: dict = {}
+    for item in batch:
+        groups.setdefault(item[0].shape[0], []).append(item)
+    return [default_collate(g) for g in groups.values()]
 
 
 def read_image(path: str, origin_of=None) -> Image.Image:
