@@ -42,7 +42,7 @@ def extract_features(model, data_loader, device="cpu", desc: str = "extract", pr
     if not feats:
         return np.zeros((0, 0), np.float32)
     out = torch.empty(sum(len(f) for f in feats), feats[0].shape[1])
-    out[torch.cat(order)] = torch.cat(feats)   # loader order = dataset index order
+    out[torch.cat(order)] = torch.cat(feats)   # each feature at its sample's index
     return out.numpy()
 
 
