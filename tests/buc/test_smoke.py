@@ -1,7 +1,8 @@
 """The smoke runs (synthetic Market and DukeMTMC-VideoReID, ResNet-18 from random init, 2 CPU
 threads): the target mAP must rise clearly above the starting model's. The margins are below the
 gains measured at seed 0 (Market +16.7, DukeV +4.9; buc/README.md, "Smoke scale"); the video gain
-is not reliable across seeds (seed 1 loses mAP), which the README states."""
+is not reliable across training seeds (seed 1 loses mAP) nor across synthetic worlds (generator
+seeds), which the README states ("It depends on the synthetic world")."""
 from __future__ import annotations
 
 import json
