@@ -105,7 +105,7 @@ def test_distributed_batch_sampler_slices_make_the_single_process_batches():
 
 
 GRAD_SCRIPT = """
-import copy, sys
+import copy, gc, sys
 import torch, torch.nn.functional as F
 from torch import nn
 from auxusl.losses import build_triplet_loss
@@ -124,8 +124,10 @@ out = du.gather_with_grad(ddp(x.chunk(world)[rank]))  # this rank's quarter, the
 err = max(float((p.grad - q.grad).abs().max()) for p, q in zip(model.parameters(), ref.parameters()))
 print(f"rank {rank} max gradient difference {err:.2e}")
 ok = err < 1e-6
-torch.distributed.barrier()  # both ranks done before the process group goes: an exit with a live
-du.cleanup()  # gloo group can abort ('terminate called without an active exception')
+del ddp  # a DDP model left alive for interpreter exit can abort the process at teardown
+gc.collect()  # ('terminate called without an active exception'): free it, then the group
+torch.distributed.barrier()
+du.cleanup()
 sys.exit(0 if ok else 1)
 """
 

@@ -114,7 +114,7 @@ def test_distributed_batch_sampler_slices_make_the_single_process_batches():
 
 
 GRAD_SCRIPT = """
-import copy, sys
+import copy, gc, sys
 import torch
 from torch import nn
 from buc.losses import ExLoss
@@ -140,7 +140,12 @@ ref_crit.update_memory(ref_emb.detach(), y)
 err = max(float((p.grad - q.grad).abs().max()) for p, q in zip(model.parameters(), ref.parameters()))
 mem = float((crit.V - ref_crit.V).abs().max())
 print(f"rank {rank} max gradient difference {err:.2e}, memory difference {mem:.2e}")
-sys.exit(0 if err < 1e-6 and mem < 1e-6 else 1)
+ok = err < 1e-6 and mem < 1e-6
+del ddp  # a DDP model left alive for interpreter exit can abort the process at teardown
+gc.collect()  # ('terminate called without an active exception'): free it, then the group
+torch.distributed.barrier()
+du.cleanup()
+sys.exit(0 if ok else 1)
 """
 
 

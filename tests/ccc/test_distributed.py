@@ -88,7 +88,7 @@ def test_amp_bf16_channels_last_tiny_run(train_script, tiny_root, tmp_path, caps
 
 
 STEP_SCRIPT = """
-import copy, sys
+import copy, gc, sys
 import torch, torch.nn.functional as F
 from torch import nn
 from ccc.memory import create_memory
@@ -123,8 +123,10 @@ pairs = zip(mine.state_dict().values(), single.state_dict().values())
 mem = max(float((a - b).abs().max()) for a, b in pairs)
 print(f"rank {rank} gradient difference {grad:.2e} memory difference {mem:.2e}")
 ok = grad < 1e-6 and mem < 1e-6
-torch.distributed.barrier()  # both ranks done before the process group goes: an exit with a live
-du.cleanup()  # gloo group can abort ('terminate called without an active exception')
+del ddp  # a DDP model left alive for interpreter exit can abort the process at teardown
+gc.collect()  # ('terminate called without an active exception'): free it, then the group
+torch.distributed.barrier()
+du.cleanup()
 sys.exit(0 if ok else 1)
 """
 

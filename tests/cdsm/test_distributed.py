@@ -107,7 +107,7 @@ def test_amp_bf16_channels_last_tiny_run(train_script, tiny_root, tmp_path, caps
 
 
 STEP_SCRIPT = """
-import copy, sys
+import copy, gc, sys
 import numpy as np, torch, torch.nn.functional as F
 from torch import nn
 from cdsm.memory import create_memory
@@ -138,8 +138,10 @@ grad = max(float((p.grad - q.grad).abs().max()) for p, q in zip(model.parameters
 mem = float((mine.features - single.features).abs().max())
 print(f"rank {rank} gradient difference {grad:.2e} memory difference {mem:.2e}")
 ok = grad < 1e-6 and mem < 1e-6
-torch.distributed.barrier()  # both ranks done before the process group goes: an exit with a live
-du.cleanup()  # gloo group can abort ('terminate called without an active exception')
+del ddp  # a DDP model left alive for interpreter exit can abort the process at teardown
+gc.collect()  # ('terminate called without an active exception'): free it, then the group
+torch.distributed.barrier()
+du.cleanup()
 sys.exit(0 if ok else 1)
 """
 
