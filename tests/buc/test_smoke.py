@@ -1,9 +1,8 @@
 """The smoke runs (synthetic Market and DukeMTMC-VideoReID, ResNet-18 from random init, 2 CPU
 threads): the target mAP must rise clearly above the starting model's. The margins are below the
-gains measured at seed 0 (Market +16.7, DukeV +12.3 with the preset's 4 ghost BatchNorm slices;
-buc/README.md, "Smoke scale"); the video gain is not reliable across training seeds (+0.7 to
-+3.9 at seeds 1-3, -7.8 at seed 4) nor across synthetic worlds (generator seeds), which the
-README states ("It depends on the synthetic world")."""
+gains measured at seed 0 (Market +16.7, DukeV +20.8; buc/README.md, "Smoke scale"). The video
+gain holds at 4 of the 5 training seeds measured (+10.2 to +20.8); at seed 4, whose random
+initial model scores 36.3, the run ends 2.7 points below it, which the README states."""
 from __future__ import annotations
 
 import json
@@ -14,7 +13,7 @@ import pytest
 from conftest import BUC
 
 # measured gains (step-wise mAP, best step - initial): see the README
-MARGIN = {"market1501": 8.0, "DukeMTMC-VideoReID": 6.0}
+MARGIN = {"market1501": 8.0, "DukeMTMC-VideoReID": 10.0}
 
 
 def smoke(dataset, root, logs):
