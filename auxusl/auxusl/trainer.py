@@ -36,6 +36,9 @@ from .errors import NonFiniteLossError
 from .models.mean_teacher import update_teacher
 
 log = logging.getLogger(__name__)
+# added to the non-finite-loss error of a bf16 run on a CPU (the root README has the measurements)
+BF16_CPU_HINT = ("; with bf16 on a CPU, inputs under 48 pixels wide also cause it: oneDNN's strided bf16 "
+                 "convolutions are wrong on feature maps 1-2 columns wide (root README, 'bf16 on a CPU')")
 
 
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
@@ -132,6 +135,7 @@ def train_one_epoch(
                 f"the loss is {loss.item()} at epoch {epoch}, iteration {i + 1}/{num_iters} "
                 f"(learning rate {lr:g}): "
                 "training diverged; lower OPTIM.LR (or check the input frames)"
+                + (BF16_CPU_HINT if amp == "bf16" and device_type == "cpu" else "")
             )
         optimizer.zero_grad()
         if scaler is None:

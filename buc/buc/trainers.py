@@ -23,6 +23,9 @@ from .utils import distributed as du
 from .utils.meters import AverageMeter
 
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# added to the non-finite-loss error of a bf16 run on a CPU (the root README has the measurements)
+BF16_CPU_HINT = (" With bf16 on a CPU, inputs under 48 pixels wide also cause it: oneDNN's strided bf16 "
+                 "convolutions are wrong on feature maps 1-2 columns wide (root README, 'bf16 on a CPU').")
 
 
 class NaNLossError(FloatingPointError):
@@ -68,7 +71,9 @@ class Trainer:
                 raise NaNLossError(
                     f"the loss is {loss_value} at step {step}, epoch {epoch}, iteration {i + 1}/"
                     f"{len(data_loader)}; stopping (lower the learning rate or check the inputs). "
-                    "The last checkpoint holds the state before this epoch.")
+                    "The last checkpoint holds the state before this epoch."
+                    + (BF16_CPU_HINT if self.amp_dtype is torch.bfloat16 and self.device.type == "cpu"
+                       else ""))
             losses.update(loss_value, targets.size(0))
             precisions.update(prec, targets.size(0))
             optimizer.zero_grad()

@@ -34,6 +34,9 @@ from .errors import NonFiniteLossError
 from .models.mean_teacher import update_teacher
 
 log = logging.getLogger(__name__)
+# added to the non-finite-loss error of a bf16 run on a CPU (the root README has the measurements)
+BF16_CPU_HINT = ("; with bf16 on a CPU, inputs under 48 pixels wide also cause it: oneDNN's strided bf16 "
+                 "convolutions are wrong on feature maps 1-2 columns wide (root README, 'bf16 on a CPU')")
 
 
 def train_one_epoch(student, teacher, memory, loader, optimizer, epoch: int, iters: int,
@@ -70,7 +73,8 @@ def train_one_epoch(student, teacher, memory, loader, optimizer, epoch: int, ite
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"the loss is {loss.item()} at epoch {epoch}, iteration {i + 1}/{iters} (learning "
-                f"rate {lr:g}): training diverged; lower --lr (or check the input images)")
+                f"rate {lr:g}): training diverged; lower --lr (or check the input images)"
+                + (BF16_CPU_HINT if amp == "bf16" and device_type == "cpu" else ""))
 
         optimizer.zero_grad(set_to_none=True)
         if scaler is None:
