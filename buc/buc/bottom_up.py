@@ -47,7 +47,7 @@ class BottomUp:
                  lr_step_size: int = 16, momentum: float = 0.9, weight_decay: float = 5e-4,
                  t: float = 10.0, device="cpu", origin_of=None, progress: bool = True,
                  print_freq: int | None = None, merge_block_rows: int = 4096, bn_slices: int = 1,
-                 amp: str = "off", channels_last: bool = False):
+                 amp: str = "off", channels_last: bool = False, cache_images: bool = False):
         self.device = torch.device(device)
         self.module = model.to(self.device)
         if channels_last:
@@ -87,6 +87,7 @@ class BottomUp:
         self.momentum, self.weight_decay = momentum, weight_decay
         self.t = t
         self.origin_of = origin_of
+        self.image_cache = {} if cache_images else None   # decoded images, path -> PIL image
         self.progress = progress
         self.print_freq = print_freq
         self.merge_block_rows = merge_block_rows
@@ -108,7 +109,7 @@ class BottomUp:
             batch_size = self.eval_batch_size
         dataset = Preprocessor(samples, root=self.images_dir, transform=transform, labels=labels,
                                num_samples=self.frames_per_video, is_training=training,
-                               max_frames=self.max_frames, origin_of=self.origin_of)
+                               max_frames=self.max_frames, origin_of=self.origin_of, cache=self.image_cache)
         pin = self.device.type == "cuda"
         if training and self.world > 1:  # each rank its slice of the single-process batch
             batches = DistributedBatchSampler(RandomSampler(dataset), batch_size, True, self.rank, self.world)
@@ -132,7 +133,7 @@ class BottomUp:
         new_params = [p for p in self.module.parameters() if id(p) not in base_ids]
         groups = [{"params": base_params, "lr_mult": 0.1}, {"params": new_params, "lr_mult": 1.0}]
         return torch.optim.SGD(groups, lr=self.lr_for(step, 0), momentum=self.momentum,
-                               weight_decay=self.weight_decay, nesterov=True)
+                               weight_decay=self.weight_decay, nesterov=True, fused=True)
 
     def adjust_lr(self, optimizer, step: int, epoch: int) -> float:
         lr = self.lr_for(step, epoch)

@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training frames per sample (1 image, 16 video)")
     g.add_argument("--eval_batch_size", type=int, default=None, help="64 image, 1 tracklet video")
     g.add_argument("-j", "--workers", type=int, default=6)
+    g.add_argument("--cache_images", action="store_true",
+                   help="keep decoded images in RAM for the whole run (useful with --workers 0)")
     g.add_argument("--dropout", type=float, default=0.5)
     g.add_argument("--t", type=float, default=10.0, help="ExLoss scale (1 / temperature)")
     g.add_argument("--fixed_layer", choices=["auto", "yes", "no"], default="auto",
@@ -246,7 +248,7 @@ def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
                   later_lr=args.later_lr, lr_step_size=args.lr_step_size, t=args.t, device=device,
                   origin_of=dataset.origin_of, progress=args.progress and main_rank,
                   print_freq=args.print_freq, bn_slices=args.bn_slices, amp=args.amp,
-                  channels_last=args.channels_last)
+                  channels_last=args.channels_last, cache_images=args.cache_images)
     metric = DistanceMetric(args.metric) if args.metric != "euclidean" else None
     cmc_configs = ("allshots", "cuhk03", "market1501") if args.cmc_configs == "all" else ("market1501",)
     true_pids = np.array([r[1] for r in dataset.train])   # diagnostics only (merge purity)

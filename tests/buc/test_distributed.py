@@ -71,6 +71,10 @@ def test_ghost_bn_keeps_the_frames_of_a_tracklet_in_one_slice():
 def test_bn_slices_default_is_the_authors_gpu_count(tiny_root, tmp_path):
     assert parse_args(["-d", "market1501"]).bn_slices is None   # resolved when the dataset is known
     assert parse_args(["--smoke", "-d", "dukevideo"]).bn_slices == 4   # the video smoke preset
+    # the smoke presets decode each image once (--cache_images); the paper's settings do not
+    assert parse_args(["--smoke", "-d", "dukevideo"]).cache_images is True
+    assert parse_args(["--smoke", "-d", "market1501"]).cache_images is True
+    assert parse_args(["-d", "market1501"]).cache_images is False
     args = tiny_argv(tiny_root, tmp_path, "--steps", "1", "--initial_steps", "1")
     assert main(args) == 0
     assert json.loads((tmp_path / "args.json").read_text())["bn_slices"] == 1   # images: 1 GPU

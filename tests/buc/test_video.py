@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -94,3 +95,30 @@ def test_batched_extraction_of_unequal_tracklets_equals_batch_size_one(tiny_root
     assert one.shape == five.shape == (12, 512)
     assert np.allclose(one, five, atol=1e-5)
     assert not np.allclose(five[1], five[2], atol=1e-3)   # rows are not merely all equal
+
+
+def test_image_cache_decodes_each_file_once_and_gives_the_same_tensors(tiny_root, tmp_path):
+    ds = datasets.create("dukevideo", tiny_root, verbose=False)
+    frames = ds.train[0][0][:3]
+    # a private copy of three frames, so that deleting them below proves the cache is read
+    for f in frames:
+        (tmp_path / f).write_bytes((Path(ds.images_dir) / f).read_bytes())
+    plain = Preprocessor([frames], str(tmp_path), T.test_transform(64, 32))
+    cache: dict = {}
+    cached = Preprocessor([frames], str(tmp_path), T.test_transform(64, 32), cache=cache)
+    first = cached[0][0]
+    assert sorted(cache) == sorted(str(tmp_path / f) for f in frames)
+    assert torch.equal(first, plain[0][0])
+    for f in frames:
+        (tmp_path / f).unlink()
+    assert torch.equal(cached[0][0], first)                  # from memory: the files are gone
+    # another Preprocessor of the same run (a later epoch, the evaluation) shares the cache
+    again = Preprocessor([frames], str(tmp_path), T.test_transform(64, 32), cache=cache)
+    assert torch.equal(again[0][0], first)
+    # training transforms still run on every access: two draws of random crops/flips differ
+    train = Preprocessor([frames], str(tmp_path), T.train_transform(64, 32), labels=[0], num_samples=3,
+                         is_training=True, cache=cache)
+    torch.manual_seed(0)
+    random.seed(0)
+    draws = [train[0][0] for _ in range(6)]
+    assert any(not torch.equal(draws[0], d) for d in draws[1:])
