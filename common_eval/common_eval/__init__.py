@@ -5,9 +5,9 @@
 Never imports torch or tensorflow, so every subproject can use it in its own stack.
 """
 from .jaccard import jaccard_distance, k_reciprocal_rerank
-from .rank import AP_FLAVOURS, RankResult, evaluate
+from .rank import AP_FLAVOURS, EvaluationError, RankResult, evaluate
 from .video import mars_split, pool_tracklets
 
-__all__ = ["AP_FLAVOURS", "RankResult", "evaluate", "jaccard_distance", "k_reciprocal_rerank",
+__all__ = ["AP_FLAVOURS", "EvaluationError", "RankResult", "evaluate", "jaccard_distance", "k_reciprocal_rerank",
            "mars_split", "pool_tracklets"]
 __version__ = "1.0.0"

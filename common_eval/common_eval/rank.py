@@ -78,6 +78,21 @@ class RankResult:
                 f"R10 {m['rank10']:.1f}  mINP {m['mINP']:.1f}  ({self.num_valid_queries} queries)")
 
 
+class EvaluationError(ValueError):
+    """The data cannot be evaluated (no query with a true match in the gallery, NaN or infinite
+    distances or features, an empty query set or gallery). A ValueError, so that callers that
+    catch ValueError keep working; the methods' command lines print it as one ``error:`` line."""
+
+
+def _positive(name: str, value) -> int | None:
+    """``num_threads`` / ``block_rows``: None (the documented default) or an integer >= 1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be None (the default) or an integer >= 1, got {value!r}")
+    return int(value)
+
+
 def _labels(name: str, values, n: int | None) -> np.ndarray:
     if values is None:
         raise ValueError(f"{name} is required")
@@ -100,11 +115,13 @@ def _labels(name: str, values, n: int | None) -> np.ndarray:
 
 def _features(name: str, x) -> np.ndarray:
     arr = np.asarray(x)
-    if arr.ndim != 2 or arr.shape[0] == 0:
-        raise ValueError(f"{name} must be a non-empty 2-D (n, dim) array, got shape {arr.shape}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (n, dim) array, got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise EvaluationError(f"{name} is empty (no images)")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or inf")
+        raise EvaluationError(f"{name} contains NaN or inf")
     return arr
 
 
@@ -122,7 +139,7 @@ def distance_block(q: np.ndarray, g: np.ndarray, metric: str, g_sqnorm: np.ndarr
     gs = g_sqnorm if g_sqnorm is not None else np.einsum("ij,ij->i", g, g)
     gs = np.ascontiguousarray(gs, dtype=np.float32)
     qs = np.einsum("ij,ij->i", q, q).astype(np.float32)
-    threads = num_threads or os.cpu_count() or 1
+    threads = _positive("num_threads", num_threads) or os.cpu_count() or 1
     if metric == "cosine":
         d = np.matmul(q, g.T, out=out)
         _rank.finish_distances(d, np.sqrt(qs), np.sqrt(gs), 2, threads)
@@ -181,9 +198,9 @@ def evaluate(distmat=None, q_pids=None, g_pids=None, q_camids=None, g_camids=Non
         if not distmat.flags.c_contiguous:
             distmat = np.ascontiguousarray(distmat)
     if Q == 0:
-        raise ValueError("the query set is empty")
+        raise EvaluationError("the query set is empty")
     if G == 0:
-        raise ValueError("the gallery is empty")
+        raise EvaluationError("the gallery is empty")
     q_pids = _labels("q_pids", q_pids, Q)
     q_cams = _labels("q_camids", q_camids, Q)
     g_pids = _labels("g_pids", g_pids, G)
@@ -192,7 +209,8 @@ def evaluate(distmat=None, q_pids=None, g_pids=None, q_camids=None, g_camids=Non
         warnings.warn(f"max_rank {max_rank} exceeds the gallery size {G}; clamped to {G}",
                       stacklevel=2)
         max_rank = G
-    threads = num_threads or os.cpu_count() or 1
+    threads = _positive("num_threads", num_threads) or os.cpu_count() or 1
+    block_rows = _positive("block_rows", block_rows)
 
     # gallery grouped by pid: the positives of a query are one contiguous slice
     grp = np.argsort(g_pids, kind="stable").astype(np.int64)
@@ -236,11 +254,11 @@ def evaluate(distmat=None, q_pids=None, g_pids=None, q_camids=None, g_camids=Non
 
     bad = np.flatnonzero((out[:, 0] < 0) | (cmc_out[:, 0] < 0))
     if len(bad):
-        raise ValueError(f"distances contain NaN or inf (first in query row {bad[0]})")
+        raise EvaluationError(f"distances contain NaN or inf (first in query row {bad[0]})")
     valid = out[:, 0] > 0
     n_valid = int(valid.sum())
     if n_valid == 0:
-        raise ValueError("no valid query: no query has a true match (same pid, other camera) in "
+        raise EvaluationError("no valid query: no query has a true match (same pid, other camera) in "
                          "the gallery; check that query and gallery pids and cameras are aligned")
 
     ap_step = np.where(valid, out[:, 1], np.nan)

@@ -13,6 +13,7 @@ does; ``selection`` says which), ``last`` the model after the last epoch.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -25,20 +26,40 @@ METRIC_KEYS = ("ap", "mAP", "rank1", "rank5", "rank10", "mINP")
 SCALES = ("paper", "smoke")
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 def atomic_write_text(path, text: str) -> Path:
-    """Writes a file through a temporary file in the same folder and a rename."""
+    """Writes a file through a temporary file in the same folder and a rename.
+
+    The file gets the umask's mode (0644 under umask 022), not mkstemp's 0600, so that
+    colleagues can read a shared run. A failed write removes its temporary file and leaves the
+    previous file as it was; a full disk raises ``OSError(ENOSPC, "no space left on device while
+    writing PATH (N MB)", PATH)``, which the methods print as one ``error:`` line.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    data = text.encode()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            raise OSError(errno.ENOSPC, f"no space left on device while writing {path} "
+                                        f"({len(data) / 2**20:.1f} MB)", str(path)) from None
         raise
     return path
 
@@ -81,10 +102,12 @@ def make_record(*, method: str, target: str, scale: str, common: dict, native: d
 
 
 def write_results(log_dir, **fields) -> Path:
-    """Writes log_dir/results.json atomically; see make_record for the fields."""
+    """Writes log_dir/results.json atomically; see make_record for the fields. Strict JSON: a
+    NaN or infinite value anywhere in the record raises ValueError (JSON has no such numbers)."""
     record = make_record(**fields)
     return atomic_write_text(Path(log_dir) / "results.json",
-                             json.dumps(record, indent=2, sort_keys=False, default=str) + "\n")
+                             json.dumps(record, indent=2, sort_keys=False, default=str,
+                                        allow_nan=False) + "\n")
 
 
 def load_results(root) -> list[dict]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 
-from common_eval import evaluate
+from common_eval import EvaluationError, evaluate
 from common_eval.rank import distance_block
 
 
@@ -151,8 +151,46 @@ def test_non_finite_distances(bad, where):
 
 
 def test_no_valid_query_is_an_error():
-    with pytest.raises(ValueError, match="no valid query"):
+    # query ids absent from the gallery: a data problem, EvaluationError (a ValueError)
+    with pytest.raises(EvaluationError, match="no valid query"):
         evaluate(np.zeros((1, 2)), [1], [2, 3], [0], [1, 1])
+
+
+def test_data_problems_are_evaluation_errors_and_argument_problems_are_not():
+    g = np.random.default_rng(0).random((4, 8)).astype(np.float32)
+    with pytest.raises(EvaluationError, match="query_features is empty"):
+        evaluate(query_features=np.zeros((0, 8)), gallery_features=g, q_pids=[], g_pids=[1] * 4,
+                 q_camids=[], g_camids=[1] * 4)
+    with pytest.raises(EvaluationError, match="NaN or inf"):
+        evaluate(np.full((1, 2), np.nan), [1], [1, 2], [0], [1, 1])
+    with pytest.raises(ValueError) as info:
+        evaluate(np.zeros((1, 2)), [1], [1, 2], [0], [1, 1], ap="nope")
+    assert not isinstance(info.value, EvaluationError)
+
+
+@pytest.mark.parametrize("name", ["num_threads", "block_rows"])
+@pytest.mark.parametrize("bad", [-1, -3, 0, 1.5, True])
+def test_threads_and_block_rows_must_be_positive(name, bad):
+    """num_threads=-1 used to reach OpenMP (libgomp aborted the process: 'Out of memory allocating
+    962072675424 bytes'); block_rows=-3 gave a numpy message. Both are ValueErrors now, raised
+    before any work, for the matrix and the feature path alike."""
+    rng = np.random.default_rng(1)
+    qf, gf = rng.random((3, 4)).astype(np.float32), rng.random((6, 4)).astype(np.float32)
+    ids = dict(q_pids=[0, 1, 2], g_pids=[0, 1, 2, 0, 1, 2], q_camids=[0] * 3, g_camids=[1] * 6)
+    with pytest.raises(ValueError, match=f"{name} must be None \\(the default\\) or an integer >= 1"):
+        evaluate(query_features=qf, gallery_features=gf, **ids, **{name: bad})
+    if name == "num_threads":
+        with pytest.raises(ValueError, match="num_threads must be"):
+            evaluate(rng.random((3, 6)), **ids, num_threads=bad)
+
+
+def test_threads_and_block_rows_accept_their_defaults_and_positive_values():
+    rng = np.random.default_rng(2)
+    qf, gf = rng.random((3, 4)).astype(np.float32), rng.random((6, 4)).astype(np.float32)
+    ids = dict(q_pids=[0, 1, 2], g_pids=[0, 1, 2, 0, 1, 2], q_camids=[0] * 3, g_camids=[1] * 6)
+    ref = evaluate(query_features=qf, gallery_features=gf, **ids).metrics()
+    for kw in ({"num_threads": 1}, {"num_threads": 2}, {"block_rows": 1}, {"block_rows": np.int64(2)}):
+        assert evaluate(query_features=qf, gallery_features=gf, **ids, **kw).metrics() == ref
 
 
 def test_feature_input_errors():

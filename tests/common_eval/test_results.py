@@ -1,5 +1,8 @@
 """results.json records, the paper table, the Markdown renderer, video helpers, the bench."""
+import errno
 import json
+import os
+import stat
 import subprocess
 import sys
 
@@ -57,6 +60,55 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
     atomic_write_text(tmp_path / "a.json", '{"x": 1}')
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
     assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
+
+
+def test_atomic_write_keeps_the_umask_mode(tmp_path):
+    """mkstemp makes 0600 files; a shared results.json must be readable by colleagues."""
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.json", "{}")
+        os.umask(0o027)
+        atomic_write_text(tmp_path / "b.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o640
+
+
+def test_results_json_is_strict_json(tmp_path):
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        record(tmp_path, config={"lr": float("inf")})
+    assert not (tmp_path / "results.json").exists()
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        record(tmp_path, common=metrics(float("nan")))
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 64 KiB tmpfs (a real full disk); needs the right to mount (root, as in CI)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}): needs root")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_atomic_write_on_a_full_disk_keeps_the_previous_file(small_tmpfs):
+    path = small_tmpfs / "results.json"
+    atomic_write_text(path, '{"first": 1}')
+    big = "x" * (200 * 1024)  # more than the whole tmpfs
+    with pytest.raises(OSError) as info:
+        atomic_write_text(path, big)
+    assert info.value.errno == errno.ENOSPC
+    assert info.value.strerror == f"no space left on device while writing {path} (0.2 MB)"
+    assert info.value.filename == str(path)
+    assert path.read_text() == '{"first": 1}'
+    assert sorted(p.name for p in small_tmpfs.iterdir()) == ["results.json"]  # no temporary left
 
 
 def test_load_rejects_incomplete_results(tmp_path):

@@ -133,6 +133,7 @@ def measure(root, seed=0, domain="a"):
     return untrained, score(model, query, gallery), took
 
 
+@pytest.mark.slow  # trains a ResNet-18 with the true labels
 def test_learnable_but_not_trivial(tmp_path):
     untrained, trained, took = measure(tmp_path, seed=0)
     print(f"untrained mAP {untrained:.1f}, trained mAP {trained:.1f} ({ITERS} it, {took:.0f} s)")
