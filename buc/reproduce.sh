@@ -21,12 +21,13 @@ esac
 
 args=(--dataset "$dataset")
 extra=()
+logs=""
 smoke=0
 nproc=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; args+=(--data_dir "$2"); shift 2 ;;
-    --logs-dir) [[ $# -ge 2 ]] || die "--logs-dir needs a folder"; args+=(--logs_dir "$2"); shift 2 ;;
+    --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; args+=(--data_dir "$(realpath -m "$2")"); shift 2 ;;
+    --logs-dir) [[ $# -ge 2 ]] || die "--logs-dir needs a folder"; logs="$(realpath -m "$2")"; args+=(--logs_dir "$logs"); shift 2 ;;
     --smoke) args+=(--smoke); smoke=1; shift ;;
     --nproc) [[ $# -ge 2 ]] || die "--nproc needs a number of processes"; nproc="$2"; shift 2 ;;
     --nproc=*) nproc="${1#*=}"; shift ;;
@@ -41,6 +42,8 @@ if [[ $smoke == 0 ]]; then
 fi
 [[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive number of processes (GPUs), not '$nproc'"
 launch=("$PY")
-(( nproc > 1 )) && launch=("$PY" -m torch.distributed.run --standalone --nproc_per_node="$nproc")
+# --print-config resolves the configuration in one process
+(( nproc > 1 )) && [[ " ${extra[*]} " != *" --print-config "* ]] && launch=("$PY" -m torch.distributed.run --standalone --nproc_per_node="$nproc")
+[[ -z "$logs" || " ${extra[*]} " == *" --print-config "* ]] || echo "-> $logs"
 cd "$HERE"
 exec "${launch[@]}" examples/train.py "${args[@]}" "${extra[@]}"

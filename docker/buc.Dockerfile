@@ -14,7 +14,10 @@ ARG PIP_EXTRA_INDEX_URL=""
 ARG PIP_CA_BUNDLE=""
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONUNBUFFERED=1 \
-    REID_DATA=/data REID_LOGS=/logs REID_SYNTHETIC=/data/synthetic
+    REID_DATA=/data REID_LOGS=/logs REID_SYNTHETIC=/data/synthetic \
+    XDG_CACHE_HOME=/logs/.cache
+# XDG_CACHE_HOME: BUC's converted dataset layout (links to the frames in /data, which may be
+# mounted read-only) is kept on the logs volume and reused by the next container
 
 # distribution packages follow the base image's release (pinning them would tie the file to one base)
 # hadolint ignore=DL3008

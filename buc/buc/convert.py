@@ -3,8 +3,10 @@
     python -m buc.convert --dataset market1501 --data-root DIR [--out DIR] [--link hard|symlink|copy]
 
 Runs automatically on first use when the converted copy is absent or was made from another
-folder. Frames are hard-linked by default (no extra disk space; falls back to copying across
-file systems). The copy is built in a temporary folder and renamed into place, so an interrupted
+folder or listing. The copy lives in ``${XDG_CACHE_HOME:-~/.cache}/buc/converted/<name>-<key>``
+(never under the data root, which may be read-only). Frames are hard-linked by default (no extra
+disk space; symbolic links where hard links are impossible: another file system, a read-only
+mount). The copy is built in a temporary folder and renamed into place, so an interrupted
 conversion never leaves a half-written layout that passes the integrity check.
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .datasets.base import ReIDDataset, source_fingerprint
+from .datasets.base import ReIDDataset, default_converted_dir, source_fingerprint
 from .utils.serialization import write_json
 
 LINKS = ("hard", "symlink", "copy")
@@ -31,16 +33,18 @@ def _place(src: Path, dst: Path, link: str, state: dict) -> None:
         try:
             os.link(src, dst)
             return
-        except OSError as exc:
+        except OSError as exc:   # another file system, or a read-only mount of the dataset
             state["fallback"] = True
-            print(f"  hard links not possible here ({exc.strerror}); copying the frames instead")
-    if link == "symlink":
+            print(f"  hard links not possible here ({exc.strerror}); linking the frames symbolically "
+                  "instead (no copy; the converted copy follows the official folder)")
+    if link == "symlink" or state.get("fallback"):
         os.symlink(src.resolve(), dst)
     else:
         shutil.copyfile(src, dst)
 
 
-def convert(cls: type[ReIDDataset], official, out, link: str = "hard", verbose: bool = True) -> Path:
+def convert(cls: type[ReIDDataset], official, out, link: str = "hard", verbose: bool = True,
+            progress: bool | None = None) -> Path:
     """Scans ``official`` with ``cls.scan`` and writes images/, meta.json, splits.json, origins.json."""
     if link not in LINKS:
         raise ValueError(f"unknown link mode {link!r}; valid: {', '.join(LINKS)}")
@@ -59,8 +63,8 @@ def convert(cls: type[ReIDDataset], official, out, link: str = "hard", verbose: 
         pids = {"train": set(), "gallery": set(), "query": set()}
         origins, state, vid = {}, {}, 0
         total = sum(len(t.frames) for ts in splits.values() for t in ts)
-        bar = tqdm(total=total, desc=f"convert {cls.name}", unit="frame", disable=not verbose,
-                   mininterval=2.0)
+        show = verbose if progress is None else progress
+        bar = tqdm(total=total, desc=f"convert {cls.name}", unit="frame", disable=not show, mininterval=2.0)
         for split in ("train", "gallery", "query"):    # the original's registration order
             for t in splits[split]:
                 names = []
@@ -102,12 +106,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m buc.convert", description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", required=True, help=f"one of {', '.join(datasets.names(aliases=True))}")
     ap.add_argument("--data-root", required=True, help="folder holding the official dataset folder")
-    ap.add_argument("--out", help="converted copy (default DATA_ROOT/buc-converted/<name>)")
+    ap.add_argument("--out", help="converted copy (default ${XDG_CACHE_HOME:-~/.cache}/buc/converted/"
+                                  "<name>-<key of the official folder>, where train.py looks)")
     ap.add_argument("--link", choices=LINKS, default="hard")
     a = ap.parse_args(argv)
     try:
         cls = datasets.get_class(a.dataset)
-        out = a.out or Path(a.data_root) / "buc-converted" / cls.name
+        out = a.out or default_converted_dir(cls.name, Path(a.data_root) / cls.folder)
         convert(cls, Path(a.data_root) / cls.folder, out, link=a.link)
     except (KeyError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

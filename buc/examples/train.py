@@ -25,6 +25,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
+import math  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -46,8 +47,17 @@ from buc.utils import distributed as du  # noqa: E402
 from buc.utils import rng_state, set_rng_state, set_seed  # noqa: E402
 from buc.utils.data import CorruptImageError  # noqa: E402
 from buc.utils.logging import Logger  # noqa: E402
-from buc.utils.serialization import load_checkpoint, save_checkpoint, write_json  # noqa: E402
+from buc.utils.runfiles import (  # noqa: E402
+    BUCError,
+    check_fresh_folder,
+    check_resume,
+    disk_full_line,
+    finite_float,
+    remove_stale_tmp,
+)
+from buc.utils.serialization import load_checkpoint, plain, save_checkpoint, write_json  # noqa: E402
 from buc.utils.tensorboard import summary_writer  # noqa: E402
+from common_eval import EvaluationError  # noqa: E402
 
 
 class ConfigError(ValueError):
@@ -55,7 +65,13 @@ class ConfigError(ValueError):
 
 
 USER_ERRORS = (DatasetNotFoundError, MalformedDatasetError, PretrainedWeightsMissing, CorruptImageError,
-               NaNLossError, MergeError, ConfigError)
+               NaNLossError, MergeError, ConfigError, BUCError, EvaluationError)
+
+# run plumbing: may differ between a checkpoint and the command that resumes it (everything else
+# must be equal, or --resume stops and lists the differences)
+PLUMBING = frozenset({"logs_dir", "data_dir", "resume", "workers", "threads", "device", "progress",
+                      "print_freq", "converted_dir", "link", "reconvert", "cache_images", "config",
+                      "print_config", "stop_after_epochs", "stop_after_steps"})
 
 HERE = Path(__file__).resolve().parent
 BUC_DIR = HERE.parent
@@ -79,21 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logs_dir", "--logs-dir", dest="logs_dir", type=str, default=str(BUC_DIR / "logs"))
     p.add_argument("--max_frames", type=int, default=900, help="frames per tracklet at evaluation, at most")
     p.add_argument("--loss", type=str, default="ExLoss", choices=["ExLoss"], help="the only loss")
-    p.add_argument("-m", "--momentum", type=float, default=0.5,
+    p.add_argument("-m", "--momentum", type=finite_float, default=0.5,
                    help="unused, as in the original (the memory update uses a fixed 1/2)")
     p.add_argument("-s", "--step_size", type=int, default=55,
                    help="unused, as in the original (the effective decay step is --lr_step_size 16)")
-    p.add_argument("--size_penalty", type=float, default=0.005,
+    p.add_argument("--size_penalty", type=finite_float, default=0.005,
                    help="lambda of the diversity term (run.sh: 0.003)")
-    p.add_argument("-mp", "--merge_percent", type=float, default=0.05,
+    p.add_argument("-mp", "--merge_percent", type=finite_float, default=0.05,
                    help="fraction of the samples merged per step")
     # ---- constants the original hard-coded (defaults = its values)
     g = p.add_argument_group("constants of the original (Bottom_up)")
     g.add_argument("--steps", type=int, default=None, help="merge steps (default int(1/mp) - 1)")
     g.add_argument("--initial_steps", type=int, default=20, help="epochs of step 0")
     g.add_argument("--later_steps", type=int, default=None, help="epochs of later steps (2 image, 5 video)")
-    g.add_argument("--lr", type=float, default=0.1, help="step-0 learning rate (backbone x 0.1)")
-    g.add_argument("--later_lr", type=float, default=0.01, help="learning rate of later steps")
+    g.add_argument("--lr", type=finite_float, default=0.1, help="step-0 learning rate (backbone x 0.1)")
+    g.add_argument("--later_lr", type=finite_float, default=0.01, help="learning rate of later steps")
     g.add_argument("--lr_step_size", type=int, default=16, help="step 0: lr / 10 from this epoch on")
     g.add_argument("--height", type=int, default=256)
     g.add_argument("--width", type=int, default=128)
@@ -103,8 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-j", "--workers", type=int, default=6)
     g.add_argument("--cache_images", action="store_true",
                    help="keep decoded images in RAM for the whole run (useful with --workers 0)")
-    g.add_argument("--dropout", type=float, default=0.5)
-    g.add_argument("--t", type=float, default=10.0, help="ExLoss scale (1 / temperature)")
+    g.add_argument("--dropout", type=finite_float, default=0.5)
+    g.add_argument("--t", type=finite_float, default=10.0, help="ExLoss scale (1 / temperature)")
     g.add_argument("--fixed_layer", choices=["auto", "yes", "no"], default="auto",
                    help="freeze conv1-layer2 and their BNs (auto: video datasets)")
     # ---- run infrastructure
@@ -116,7 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="imagenet (torchvision IMAGENET1K_V1 via the torch cache), none, or a "
                         "state_dict PATH")
     r.add_argument("--resume", nargs="?", const="auto", default=None,
-                   help="continue from LOGS_DIR/checkpoint.pth.tar (or the given checkpoint)")
+                   help="continue from LOGS_DIR/checkpoint.pth.tar (or the given checkpoint); the "
+                        "command's settings must be the checkpoint's (run plumbing aside)")
+    r.add_argument("--print-config", "--print_config", dest="print_config", action="store_true",
+                   help="print the resolved configuration as YAML and exit (touches no data or logs)")
     r.add_argument("--metric", type=str, default="euclidean", choices=metric_learning.names(),
                    help="learned metric for evaluation, fitted on train features with the pseudo-labels")
     r.add_argument("--cmc_configs", choices=["market1501", "all"], default="market1501",
@@ -124,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", type=str, default="auto", help="auto, cpu, cuda, cuda:1 ...")
     r.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     r.add_argument("--converted_dir", type=str, default=None,
-                   help="converted copy of the dataset (default DATA_DIR/buc-converted/<name>)")
+                   help="converted copy of the dataset (default ${XDG_CACHE_HOME:-~/.cache}/buc/"
+                        "converted/<name>-<key of the source folder>)")
     r.add_argument("--link", choices=["hard", "symlink", "copy"], default="hard",
                    help="how the converter places frames")
     r.add_argument("--reconvert", action="store_true", help="rebuild the converted copy")
@@ -157,8 +177,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     unknown = sorted(set(defaults) - {a.dest for a in p._actions})
     if unknown:
         p.error(f"unknown keys in the preset: {', '.join(unknown)}")
+    bad = sorted(k for k, v in defaults.items() if isinstance(v, float) and not math.isfinite(v))
+    if bad:
+        p.error(f"the preset sets {', '.join(f'{k}: {defaults[k]}' for k in bad)}: not a finite number")
     p.set_defaults(**defaults)
     args = p.parse_args(argv)
+    try:
+        datasets.get_class(args.dataset)
+    except KeyError as exc:
+        p.error(str(exc.args[0]))
     if args.bn_slices is not None and args.bn_slices < 1:
         p.error(f"--bn-slices must be at least 1, got {args.bn_slices}")
     if args.data_dir is None:
@@ -171,27 +198,92 @@ def metrics_of(result) -> dict:
     return {"common": result.metrics(COMMON_AP), "native": result.metrics(NATIVE_AP)}
 
 
+def resolved_config(config: dict, world: int | None = None) -> dict:
+    """The configuration a run actually uses: the dataset's canonical name and the values that the
+    flags leave to the dataset (None / auto) filled in. --print-config prints it; --resume compares
+    the checkpoint's and the command's through it."""
+    c = dict(config)
+    world = int(os.environ.get("WORLD_SIZE", "1")) if world is None else world
+    try:
+        cls = datasets.get_class(c.get("dataset"))
+    except KeyError:
+        return c
+    video = cls.is_video
+    c["dataset"] = cls.name
+    fill = {"later_steps": 5 if video else 2, "frames_per_video": 16 if video else 1,
+            "eval_batch_size": 1 if video else 64}
+    for key, value in fill.items():
+        if c.get(key) is None:
+            c[key] = value
+    if c.get("steps") is None and c.get("merge_percent"):
+        c["steps"] = int(1 / c["merge_percent"]) - 1
+    if c.get("fixed_layer", "auto") == "auto":
+        c["fixed_layer"] = "yes" if video else "no"
+    if c.get("bn_slices") is None:   # the authors' GPUs under nn.DataParallel: 1 images, 2 video
+        c["bn_slices"] = max(2 if video else 1, world) if world > 1 else (2 if video else 1)
+    return c
+
+
+def print_config(args) -> None:
+    config = resolved_config(vars(args))
+    config.pop("print_config", None)
+    if config.get("converted_dir") is None:   # where the converted copy is (or will be) kept
+        from buc.datasets.base import default_converted_dir
+        cls = datasets.get_class(config["dataset"])
+        config["converted_dir"] = str(default_converted_dir(cls.name, Path(config["data_dir"]) / cls.folder))
+    print(yaml.safe_dump(config, sort_keys=True, default_flow_style=False), end="")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.print_config:
+        print_config(args)
+        return 0
+    try:
+        return _main(args, argv)
+    except USER_ERRORS as exc:   # before the log exists: the one line on stderr
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        line = disk_full_line(exc)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 2
+
+
+def _main(args, argv) -> int:
     logs_dir = Path(args.logs_dir)
-    logs_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = logs_dir / "checkpoint.pth.tar"
+    if args.bn_slices is None:   # resolved before anything is compared or written
+        args.bn_slices = resolved_config(vars(args))["bn_slices"]
     resume = None
     if args.resume:
         resume = load_checkpoint(ckpt_path if args.resume == "auto" else args.resume)
+        if "args" in resume:     # a checkpoint without its settings takes this command's
+            check_resume(resolved_config(resume["args"]), resolved_config(vars(args)), PLUMBING)
+    else:
+        check_fresh_folder(logs_dir, f"--resume {ckpt_path}", "another --logs_dir")
     main_rank = int(os.environ.get("RANK", "0")) == 0   # torchrun: only rank 0 prints and writes
+    logs_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         if main_rank:
             log = stack.enter_context(Logger(logs_dir / "log.txt", append=resume is not None))
+            for gone in remove_stale_tmp(logs_dir):
+                print(f"=> removed {gone.name}, the temporary file of an interrupted write")
         else:
             log = Logger(None)
             stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
         try:
             return run(args, logs_dir, ckpt_path, resume, argv)
-        except USER_ERRORS as exc:  # bad input: a clear message (console and log.txt), no traceback
+        except (*USER_ERRORS, OSError) as exc:  # bad input: a clear message (console and log.txt)
+            line = f"error: {exc}" if isinstance(exc, USER_ERRORS) else disk_full_line(exc)
+            if line is None:
+                raise
             if log.file is not None:
-                log.file.write(f"error: {exc}\n")
-            print(f"error: {exc}", file=sys.stderr)
+                with contextlib.suppress(OSError):
+                    log.file.write(line + "\n")
+            print(line, file=sys.stderr)
             return 2
         finally:
             du.cleanup()
@@ -218,7 +310,8 @@ def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
 
     def make_dataset():
         made["dataset"] = datasets.create(args.dataset, args.data_dir, converted_dir=args.converted_dir,
-                                          link=args.link, reconvert=args.reconvert and main_rank)
+                                          link=args.link, reconvert=args.reconvert and main_rank,
+                                          progress=args.progress and main_rank)
 
     du.run_on_rank0(make_dataset)   # rank 0 converts first (one writer); its error reaches every rank
     if "dataset" not in made:
@@ -229,12 +322,6 @@ def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
     num_steps = args.steps if args.steps is not None else int(1 / args.merge_percent) - 1
     check_schedule(num_samples, nums_to_merge, num_steps, args.merge_percent)
     fixed_layer = dataset.is_video if args.fixed_layer == "auto" else args.fixed_layer == "yes"
-    if args.bn_slices is None:   # the authors' GPUs under nn.DataParallel: 1 for images, 2 for video
-        args.bn_slices = 2 if dataset.is_video else 1
-        # under torchrun each process normalises its own part at least: one slice per process
-        args.bn_slices = max(args.bn_slices, world) if world > 1 else args.bn_slices
-        if main_rank:
-            write_json(vars(args), logs_dir / "args.json")
     check_world(args, world)
 
     # ---- model, memory, trainer
@@ -265,6 +352,7 @@ def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
                                         f"{num_samples}: it belongs to another dataset or configuration")
         bu.load_state_dict(resume)
         state.update({k: resume[k] for k in state if k in resume})
+        state["labels"] = np.asarray(state["labels"]).astype(np.int64)   # stored as a tensor
         set_rng_state(resume["rng"])
         print(f"=> resumed from step {state['step']}, epoch {state['epoch']} "
               f"({state['labels'].max() + 1} clusters)")
@@ -277,7 +365,7 @@ def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
         state.update(step=step, epoch=epoch, optimizer=optimizer.state_dict() if optimizer else None)
         ckpt = {**bu.state_dict(), **state, "rng": rng_state(), "args": vars(args),
                 "wall_seconds": state["wall_seconds"] + time.time() - t_start}
-        save_checkpoint(ckpt, ckpt_path)
+        save_checkpoint(plain(ckpt), ckpt_path)   # tensors, numbers, strings: weights_only loads it
 
     # ---- the starting model, evaluated as every step will be
     if state["initial"] is None and main_rank:
@@ -292,6 +380,9 @@ def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
         labels = state["labels"]
         clusters = int(labels.max()) + 1
         print(f"step:  {step}  ({clusters} clusters)")
+        warning = collapse_warning(clusters, len(np.unique(true_pids)), num_samples)
+        if warning:
+            print(warning)
         writer.add_scalar("train/clusters", clusters, step)
 
         # train on the current clusters (resumes inside the step from the saved epoch)
@@ -332,8 +423,8 @@ def run(args, logs_dir: Path, ckpt_path: Path, resume, argv) -> int:
         if main_rank and (state["best"] is None
                           or entry["native"]["mAP"] > state["best"]["native"]["mAP"]):  # by native mAP
             state["best"] = entry
-            save_checkpoint({"model": bu.module.state_dict(), "step": step, "metrics": entry,
-                             "args": vars(args)}, logs_dir / "model_best.pth.tar")
+            save_checkpoint(plain({"model": bu.module.state_dict(), "step": step, "metrics": entry,
+                                   "args": vars(args)}), logs_dir / "model_best.pth.tar")
         save(step + 1, 0)
         steps_run += 1
         print("\n")
@@ -386,6 +477,18 @@ def check_schedule(num_samples: int, nums_to_merge: int, num_steps: int, merge_p
         except MergeError as exc:
             raise MergeError(f"the merge after step {step} of {num_steps}: {exc}") from None
         clusters -= nums_to_merge
+
+
+def collapse_warning(clusters: int, true_ids: int, num_samples: int) -> str | None:
+    """The loud line logged at every step whose pseudo-labels are one cluster, or whose training
+    set holds one identity: the repelled loss then has nothing (or no one else) to repel."""
+    if clusters == 1:
+        return (f"WARNING: the pseudo-labels of this step are one cluster ({num_samples} samples): the "
+                "repelled loss is 0 and this step learns nothing; use a smaller --merge_percent")
+    if true_ids == 1:
+        return (f"WARNING: the training set holds one identity ({num_samples} samples): every merge "
+                "joins the same person and nothing separates people; check the dataset")
+    return None
 
 
 def purity(labels, true_pids) -> float:

@@ -9,7 +9,10 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP (see train.py)
 
+import atexit  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -18,6 +21,12 @@ import torch  # noqa: E402
 from common_eval.synthetic import generate  # noqa: E402
 
 torch.set_num_threads(2)
+
+# converted copies go to ${XDG_CACHE_HOME}/buc/converted: a folder of this session, not ~/.cache
+# (subprocesses inherit it)
+_CACHE = tempfile.mkdtemp(prefix="buc-tests-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 BUC = Path(__file__).resolve().parents[2] / "buc"
 EXAMPLES = BUC / "examples"

@@ -4,8 +4,9 @@ from __future__ import annotations
 import os
 import subprocess
 
+import pytest
 from conftest import BUC
-from train import parse_args
+from train import parse_args, resolved_config
 
 
 def test_defaults_are_the_originals():
@@ -43,11 +44,34 @@ def adapter(*args):
 def test_adapter_maps_targets_and_presets():
     out = adapter("dukevideo", "--data-root", "/d", "--logs-dir", "/l", "--", "--seed", "3")
     assert out.returncode == 0
-    assert out.stdout.split() == ["examples/train.py", "--dataset", "DukeMTMC-VideoReID", "--data_dir", "/d",
-                                  "--logs_dir", "/l", "-b", "16", "--size_penalty", "0.003", "-mp", "0.05",
-                                  "--seed", "3"]
-    smoke = adapter("market", "--data-root", "/d", "--logs-dir", "/l", "--smoke").stdout.split()
+    assert out.stdout.splitlines()[0] == "-> /l"                 # the wrapper names the run's folder
+    assert out.stdout.splitlines()[-1].split() == [
+        "examples/train.py", "--dataset", "DukeMTMC-VideoReID", "--data_dir", "/d", "--logs_dir", "/l",
+        "-b", "16", "--size_penalty", "0.003", "-mp", "0.05", "--seed", "3"]
+    smoke = adapter("market", "--data-root", "/d", "--logs-dir", "/l", "--smoke").stdout
+    smoke = smoke.splitlines()[-1].split()
     assert "--smoke" in smoke and "-mp" not in smoke and smoke[2] == "market1501"
     bad = adapter("msmt17", "--data-root", "/d")
     assert bad.returncode == 2 and "valid: market duke mars dukevideo" in bad.stderr
     assert adapter("market", "--source", "duke").returncode == 2
+
+
+def test_common_vocabulary_beside_the_original_flags(capsys):
+    """--data-root, --logs-dir and the short dataset names (issue 18) beside --data_dir, --logs_dir
+    and the original names; test.py takes --checkpoint PATH and the same names."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("buc_test_py", BUC / "examples" / "test.py")
+    test_py = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(test_py)
+    build_parser = test_py.build_parser
+    a = parse_args(["-d", "dukevideo", "--data-root", "/d", "--logs-dir", "/l"])
+    b = parse_args(["-d", "DukeMTMC-VideoReID", "--data_dir", "/d", "--logs_dir", "/l"])
+    assert (a.data_dir, a.logs_dir) == (b.data_dir, b.logs_dir) == ("/d", "/l")
+    assert resolved_config(vars(a)) == {**resolved_config(vars(b)), "dataset": "DukeMTMC-VideoReID"}
+    for short, name in (("market", "market1501"), ("duke", "duke"), ("mars", "mars")):
+        assert resolved_config(vars(parse_args(["-d", short])))["dataset"] == name
+    with pytest.raises(SystemExit) as exc:
+        parse_args(["-d", "msmt17"])
+    assert exc.value.code == 2 and "unknown dataset 'msmt17'" in capsys.readouterr().err
+    t = build_parser().parse_args(["--checkpoint", "x.pth.tar", "--data-root", "/d", "-d", "market"])
+    assert (t.checkpoint, t.data_dir, t.dataset) == ("x.pth.tar", "/d", "market")

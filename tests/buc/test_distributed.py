@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from conftest import BUC, tiny_argv
 from torch import nn
-from train import main, parse_args
+from train import main, parse_args, resolved_config
 
 from buc.models.ghost_bn import set_ghost_bn
 from buc.utils.serialization import load_checkpoint
@@ -75,14 +75,23 @@ def test_bn_slices_default_is_the_authors_gpu_count(tiny_root, tmp_path):
     assert parse_args(["--smoke", "-d", "dukevideo"]).cache_images is True
     assert parse_args(["--smoke", "-d", "market1501"]).cache_images is True
     assert parse_args(["-d", "market1501"]).cache_images is False
-    args = tiny_argv(tiny_root, tmp_path, "--steps", "1", "--initial_steps", "1")
-    assert main(args) == 0
-    assert json.loads((tmp_path / "args.json").read_text())["bn_slices"] == 1   # images: 1 GPU
-    assert json.loads((tmp_path / "results.json").read_text())["config"]["bn_slices"] == 1
+    # the resolved value, before any data is read
+    for dataset, slices in (("market1501", 1), ("duke", 1), ("mars", 2), ("dukevideo", 2)):
+        assert resolved_config(vars(parse_args(["-d", dataset])))["bn_slices"] == slices
+    assert resolved_config(vars(parse_args(["-d", "dukevideo"])), world=4)["bn_slices"] == 4
     with pytest.raises(SystemExit):
         parse_args(["--bn-slices", "0"])
 
 
+@pytest.mark.slow
+def test_bn_slices_default_is_written_to_the_run_files(tiny_root, tmp_path):
+    args = tiny_argv(tiny_root, tmp_path, "--steps", "1", "--initial_steps", "1")
+    assert main(args) == 0
+    assert json.loads((tmp_path / "args.json").read_text())["bn_slices"] == 1   # images: 1 GPU
+    assert json.loads((tmp_path / "results.json").read_text())["config"]["bn_slices"] == 1
+
+
+@pytest.mark.slow
 def test_amp_bf16_tiny_run_has_finite_metrics(tiny_root, tmp_path):
     # 128 x 64: at the tiny runs' size oneDNN's bf16 convolutions give NaN on CPUs with AMX (root README,
     # 'bf16 on a CPU'); every strided convolution of ResNet then sees a map at least 4 columns wide

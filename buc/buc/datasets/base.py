@@ -26,7 +26,38 @@ from pathlib import Path
 
 from ..utils.serialization import read_json
 
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2   # 2: the record holds a signature of the official folder's listing
+
+
+def cache_root() -> Path:
+    """Where converted copies live: ${XDG_CACHE_HOME:-~/.cache}/buc/converted (never the data root,
+    which may be read-only or shared)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "buc" / "converted"
+
+
+def default_converted_dir(name: str, official: Path) -> Path:
+    """One converted copy per official folder: <cache>/<name>-<sha1 of its absolute path>."""
+    key = hashlib.sha1(str(Path(official).resolve()).encode()).hexdigest()[:16]
+    return cache_root() / f"{name}-{key}"
+
+
+def listing_signature(official: Path) -> str:
+    """sha1 of the folder's listing: every relative path, and size and mtime for the files that
+    are not frames (MARS info/ files, lists). Adding, removing or renaming a frame, or editing an
+    info file, changes it; reading frames does not. One directory walk, no frame is opened."""
+    h = hashlib.sha1()
+    for dirpath, dirnames, filenames in os.walk(official):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, official)
+        h.update(f"D {rel}\n".encode())
+        for name in sorted(filenames):
+            if name.lower().endswith(".jpg"):
+                h.update(f"F {name}\n".encode())
+            else:
+                st = os.stat(os.path.join(dirpath, name))
+                h.update(f"F {name} {st.st_size} {st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
 
 
 @dataclass
@@ -54,7 +85,8 @@ def synthetic_manifest(official: Path) -> dict | None:
 def source_fingerprint(official: Path) -> dict:
     """What the converted copy was made from: the folder, and the generator record if synthetic
     (a regenerated synthetic dataset then triggers a new conversion)."""
-    fp = {"source": str(official.resolve()), "version": CONVERTER_VERSION}
+    fp = {"source": str(official.resolve()), "version": CONVERTER_VERSION,
+          "listing": listing_signature(official)}
     p = official.parent / f"{official.name}.synthetic.json"
     if p.is_file():
         fp["synthetic_sha1"] = hashlib.sha1(p.read_bytes()).hexdigest()
@@ -76,14 +108,14 @@ class ReIDDataset:
     expected: dict = {}
 
     def __init__(self, data_root, converted_dir=None, link: str = "hard", reconvert: bool = False,
-                 verbose: bool = True):
+                 verbose: bool = True, progress: bool | None = None):
         self.data_root = Path(data_root)
         self.official = self.data_root / self.folder
         self.check_official(self.official)
-        self.root = Path(converted_dir) if converted_dir else self.data_root / "buc-converted" / self.name
+        self.root = Path(converted_dir) if converted_dir else default_converted_dir(self.name, self.official)
         if reconvert or not self.is_converted(self.root, self.official):
             from ..convert import convert
-            convert(type(self), self.official, self.root, link=link, verbose=verbose)
+            convert(type(self), self.official, self.root, link=link, verbose=verbose, progress=progress)
         self.train, self.query, self.gallery = [], [], []
         self.num_train_ids = 0
         self._origins = None

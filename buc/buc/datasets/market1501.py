@@ -13,7 +13,8 @@ from pathlib import Path
 
 from .base import MalformedDatasetError, ReIDDataset, Tracklet
 
-PATTERN = re.compile(r"^([-\d]+)_c(\d)")
+# pid: digits, or -1 (junk); Open-ReID's ([-\d]+) would pass '00-8' on to int() and crash
+PATTERN = re.compile(r"^(-1|\d+)_c(\d)")
 
 
 def scan_image_folders(cls, official: Path, subdirs, num_cams: int, max_pid: int):
@@ -31,7 +32,8 @@ def scan_image_folders(cls, official: Path, subdirs, num_cams: int, max_pid: int
             m = PATTERN.match(f.name)
             if m is None:
                 raise MalformedDatasetError(f"{f}: the name does not follow the {cls.name} rule "
-                                            "'PPPP_cC...jpg' (pid, camera)")
+                                            "'PPPP_cC...jpg' (pid: digits or -1, camera digit); "
+                                            "rename or remove the file")
             pid, cam = int(m.group(1)), int(m.group(2))
             if pid == -1:
                 junk += 1

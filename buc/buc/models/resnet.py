@@ -9,7 +9,6 @@ BN 1/0).
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 import torch
@@ -17,6 +16,8 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 from torch.nn import init
+
+from ..utils.serialization import load_checkpoint
 
 DEPTHS = {
     18: (torchvision.models.resnet18, torchvision.models.ResNet18_Weights),
@@ -50,7 +51,7 @@ def load_imagenet_state(depth: int) -> dict:
                 f"file elsewhere and put it at {path} (set TORCH_HOME to change the cache folder), "
                 f"or pass --pretrained PATH to a state_dict file, or --pretrained none for random "
                 f"initialisation.") from exc
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_checkpoint(path)
 
 
 def load_state_file(path) -> dict:
@@ -58,10 +59,7 @@ def load_state_file(path) -> dict:
     if not path.is_file():
         raise PretrainedWeightsMissing(f"--pretrained {path}: no such file (expected a torchvision "
                                        "ResNet state_dict saved with torch.save, or a BUC checkpoint)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:   # a full BUC checkpoint (RNG states): only load files you trust
-        state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_checkpoint(path)   # weights_only=True: a file that would run code is refused
     if isinstance(state, dict) and isinstance(state.get("model"), dict):   # a BUC checkpoint: its backbone
         state = {k.removeprefix("CNN.base."): v for k, v in state["model"].items()
                  if k.startswith("CNN.base.")}

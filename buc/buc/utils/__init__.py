@@ -31,17 +31,32 @@ def set_seed(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    """Every random state that decides the future of a run (for checkpoints)."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),  # noqa: NPY002
-             "torch": torch.get_rng_state()}
+    """Every random state that decides the future of a run (for checkpoints), as tensors, numbers
+    and strings only, so that the checkpoint loads with torch.load(weights_only=True)."""
+    npst = np.random.get_state(legacy=False)  # noqa: NPY002
+    numpy_state = {"bit_generator": npst["bit_generator"],
+                   "key": torch.from_numpy(npst["state"]["key"].astype(np.int64)),
+                   "pos": int(npst["state"]["pos"]), "has_gauss": int(npst["has_gauss"]),
+                   "gauss": float(npst["gauss"])}
+    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])  # noqa: NPY002
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    st = state["numpy"]
+    if isinstance(st, dict):
+        key = np.asarray(st["key"].numpy() if torch.is_tensor(st["key"]) else st["key"]).astype(np.uint32)
+        np.random.set_state({"bit_generator": st["bit_generator"],  # noqa: NPY002
+                             "state": {"key": key, "pos": int(st["pos"])},
+                             "has_gauss": int(st["has_gauss"]), "gauss": float(st["gauss"])})
+    else:   # a legacy tuple (checkpoints before the safe format), read through plain()
+        name, key, pos, has_gauss, gauss = st
+        key = np.asarray(key.numpy() if torch.is_tensor(key) else key).astype(np.uint32)
+        np.random.set_state((name, key, int(pos), int(has_gauss), float(gauss)))  # noqa: NPY002
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
