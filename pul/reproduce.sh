@@ -32,13 +32,16 @@ declare -A PRESET=([market]=market [market1501]=market [duke]=duke [dukemtmcreid
 [[ -n "${PRESET[$source]:-}" ]] || die "PUL does not support source '$source' (valid: market duke cuhk03)"
 [[ -n "$data_root" && -n "$logs" ]] || die "--data-root and --logs-dir are required"
 source_root="${source_root:-$data_root}"
-abspath() { (mkdir -p "$1" 2>/dev/null || true; cd "$1" 2>/dev/null && pwd) || echo "$1"; }
-data_root="$(cd "$data_root" && pwd)" || die "data root '$data_root' does not exist"
-source_root="$(cd "$source_root" && pwd)" || die "source root '$source_root' does not exist"
-logs="$(abspath "$logs")"
+printing=0; [[ " ${opts[*]} ${pass[*]} " == *" --print-config "* ]] && printing=1
+if [[ $printing == 0 ]]; then  # --print-config touches no data: the roots need not exist
+  data_root="$(cd "$data_root" && pwd)" || die "data root '$data_root' does not exist"
+  source_root="$(cd "$source_root" && pwd)" || die "source root '$source_root' does not exist"
+fi
+logs="$(realpath -m "$logs")"
 
 configs=(--config "configs/${PRESET[$target]}.yaml")
 [[ $smoke == 1 ]] && configs+=(--config configs/smoke.yaml)
+[[ $printing == 1 ]] || echo "-> $logs"
 cd "$HERE"
 export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" KERAS_BACKEND=tensorflow
 exec "$PY" examples/train.py "${configs[@]}" --mode unsupervised --dataset "$target" --data-root "$data_root" \

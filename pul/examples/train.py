@@ -21,6 +21,7 @@ import time
 T0 = time.time()  # wall time includes the TensorFlow import
 
 import argparse  # noqa: E402
+import math  # noqa: E402
 import os  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
@@ -32,7 +33,21 @@ import yaml  # noqa: E402
 import pul  # noqa: E402,F401  (sets KERAS_BACKEND=tensorflow before keras is imported)
 from pul import PULError  # noqa: E402
 from pul.datasets import NAMES, NUM_CLUSTERS, canonical_name, init_dataset  # noqa: E402
+from pul.runfiles import (  # noqa: E402
+    RunError,
+    check_fresh_folder,
+    check_resume,
+    disk_full_line,
+    finite_float,
+    remove_stale_tmp,
+)
 from pul.selection import RULES  # noqa: E402
+
+try:  # data problems found by the evaluator (no valid query, NaN distances, ...)
+    from common_eval import EvaluationError  # noqa: E402
+except ImportError:  # pragma: no cover - a common_eval without it
+    class EvaluationError(ValueError):
+        pass
 
 HERE = Path(__file__).resolve().parent
 
@@ -60,7 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--baseline", help="baseline model (.keras) to start PUL from; default "
                                       "LOGS/baseline/0.keras, trained on --source when absent")
     g.add_argument("--logs-dir", default="logs/pul", help="log folder of this run")
-    g.add_argument("--resume", action="store_true", help="continue the run in --logs-dir")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run in --logs-dir (the command's settings must be the run's)")
+    g.add_argument("--print-config", action="store_true",
+                   help="[added] print the resolved configuration (presets, flags, K) as YAML and exit")
     g.add_argument("--scale", choices=("paper", "smoke"), default="paper", help="recorded in results.json")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--deterministic", action="store_true",
@@ -81,20 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--last-stride", type=int, default=2, choices=(1, 2), help="resnet18 only")
     g.add_argument("--base-width", type=int, default=64,
                    help="resnet18 only: stage widths base x (1, 2, 4, 8); 64 = the standard ResNet-18")
-    g.add_argument("--dropout", type=float, default=0.5)
+    g.add_argument("--dropout", type=finite_float, default=0.5)
     g = p.add_argument_group("optimisation (baseline and every PUL fine-tuning)")
     g.add_argument("--batch-size", type=int, default=16)
-    g.add_argument("--lr", type=float, default=0.001, help="SGD learning rate (no decay)")
-    g.add_argument("--momentum", type=float, default=0.9)
+    g.add_argument("--lr", type=finite_float, default=0.001, help="SGD learning rate (no decay)")
+    g.add_argument("--momentum", type=finite_float, default=0.9)
     g.add_argument("--baseline-epochs", type=int, default=40)
-    g.add_argument("--baseline-lr", type=float, default=None,
+    g.add_argument("--baseline-lr", type=finite_float, default=None,
                    help="learning rate of the baseline (default: --lr, as the original)")
-    g.add_argument("--rotation", type=float, default=20.0, help="augmentation rotation range (degrees)")
-    g.add_argument("--shift", type=float, default=0.2, help="augmentation width/height shift range")
+    g.add_argument("--rotation", type=finite_float, default=20.0,
+                   help="augmentation rotation range (degrees)")
+    g.add_argument("--shift", type=finite_float, default=0.2, help="augmentation width/height shift range")
     g = p.add_argument_group("PUL")
     g.add_argument("--iterations", type=int, default=25, help="PUL iterations (START=1 .. END)")
     g.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs per iteration (NUM_EPOCH)")
-    g.add_argument("--lambda", dest="lam", type=float, default=0.85, help="reliability threshold (cosine)")
+    g.add_argument("--lambda", dest="lam", type=finite_float, default=0.85,
+                   help="reliability threshold (cosine)")
     g.add_argument("--selection", choices=RULES, default="code",
                    help="code: close to ANY centre image, own k-means label (the original's code); "
                         "paper: close to the centroid of its own cluster")
@@ -118,6 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def given_on_command_line(parser: argparse.ArgumentParser, argv) -> set[str]:
+    """The dests the command line sets itself (not from a default or a preset)."""
+    saved = {a.dest: a.default for a in parser._actions}
+    try:
+        for a in parser._actions:
+            a.default = argparse.SUPPRESS
+        ns, _ = parser.parse_known_args(argv)
+    finally:
+        for a in parser._actions:
+            a.default = saved[a.dest]
+    return set(vars(ns))
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     argv = sys.argv[1:] if argv is None else list(argv)
     pre = argparse.ArgumentParser(add_help=False)
@@ -137,6 +170,10 @@ def parse_args(argv=None) -> argparse.Namespace:
             parser.error(f"preset {path}: unknown setting(s) {', '.join(unknown)}")
         parser.set_defaults(**{dest_of[str(k).replace("-", "_")]: v for k, v in values.items()})
     args = parser.parse_args(argv)
+    explicit = given_on_command_line(build_parser(), argv)
+    for key, value in vars(args).items():   # presets too: no inf/nan anywhere
+        if isinstance(value, float) and not math.isfinite(value):
+            parser.error(f"--{key.replace('_', '-')}: {value!r} is not a finite number")
     if args.dataset is None:
         parser.error("--dataset is required (the baseline's training set, or the PUL target)")
     try:
@@ -148,27 +185,102 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.source and args.source == args.dataset and args.mode != "baseline":
         parser.error("--source and --dataset must differ: PUL adapts a source model to another target")
     for name in ("batch_size", "baseline_epochs", "iterations", "epochs", "height", "width",
-                 "eval_batch_size"):
+                 "eval_batch_size", "kmeans_n_init", "kmeans_max_iter", "workers"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if not 0 <= args.dropout < 1:
         parser.error("--dropout must be in [0, 1)")
-    if args.mode == "semi":
-        if args.num_ids is None:
-            args.num_ids = NUM_CLUSTERS[args.dataset] if args.dataset != "dukemtmcreid" else 700
+    if args.known < 0:
+        parser.error("--known must be >= 0")
+    # ---- K: resolved here, so that --print-config shows it and a wrong one stops before any training
+    semi = args.mode == "semi"
+    if semi and args.num_ids is None:   # NUM_IDS of semi-supervised.py (750; Duke has 702 ids: 700)
+        args.num_ids = 700 if args.dataset == "dukemtmcreid" else 750
+    k = args.num_clusters
+    if args.mode == "baseline":
+        k = None                         # the baseline does not cluster
+    elif str(k) == "auto":
+        pass                             # the target's identity count, known when it is listed
+    elif semi and ("num_clusters" not in explicit or k in (None, "default")):
+        # semi-supervised.py: NUM_CLUSTER = NUM_IDS - KNOWN (750 - 50 = 700); the presets'
+        # num_clusters is the unsupervised K of that target and does not apply
+        k = args.num_ids - args.known
+    elif k in (None, "default"):
+        k = NUM_CLUSTERS[args.dataset]
+    if k is not None and str(k) != "auto":
+        try:
+            k = int(k)
+        except (TypeError, ValueError):
+            parser.error(f"--num-clusters must be an integer, 'auto' or 'default', got {k!r}")
+        if k < 1:
+            parser.error(f"--num-clusters must be >= 1, got {k}")
+        if semi and args.num_ids < args.known + k:
+            parser.error(f"--num-ids {args.num_ids} is smaller than --known {args.known} + K {k}: the "
+                         f"classifier needs a column for every known identity and every cluster "
+                         f"(semi-supervised.py: K = NUM_IDS - KNOWN = {args.num_ids - args.known})")
+    args.num_clusters = k
     if args.baseline_lr is None:
         args.baseline_lr = args.lr
+    if args.baseline:
+        args.baseline = str(Path(args.baseline).resolve())
     args.command = "python examples/train.py " + " ".join(shlex.quote(a) for a in argv)
+    args._config = run_config(args)   # as resolved from the command (main may fill in the source later)
     return args
+
+
+# what --resume may change: where things are, how they are read, how progress is shown (not what is
+# computed: eval frequency, seeds, schedule, K ... are compared)
+PLUMBING = {"logs_dir", "data_root", "source_root", "resume", "workers", "no_progress", "mirror_cpus",
+            "eval_batch_size", "cache_eval_images", "config", "command", "print_config"}
+
+
+def run_config(args) -> dict:
+    """The resolved configuration (what --print-config prints and results.json records)."""
+    return {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "print_config"}
+
+
+def stored_config(logs: Path) -> tuple[dict | None, str | None]:
+    """The configuration the run in ``logs`` was trained with, and where it was found."""
+    from pul.checkpoint import RunState, load_json
+    for folder in (logs, logs / "baseline"):
+        state = RunState(folder)
+        if state.exists():
+            st = state.load(restore=False)      # JSON + npz(allow_pickle=False): nothing runs
+            if isinstance(st.get("config"), dict):
+                return st["config"], str(state.json)
+    if (logs / "args.json").is_file():
+        return load_json(logs / "args.json"), str(logs / "args.json")
+    return None, None
+
+
+def check_run_folder(args, logs: Path) -> str | None:
+    """Before anything is written: a fresh run needs a folder without a run; --resume needs a run
+    there, trained with this command's settings (run plumbing aside)."""
+    from pul.runfiles import run_files_in
+    if not args.resume:
+        check_fresh_folder(logs, f"--resume --logs-dir {logs}", "another --logs-dir")
+        return None
+    if not run_files_in(logs):
+        raise RunError(f"--resume: {logs} holds no run to continue (no state.json, results.json or model); "
+                       "start a fresh run there without --resume, or pass the --logs-dir of the run")
+    saved, where = stored_config(logs)
+    if saved is None:
+        return None
+    now = run_config(args)
+    # an older run's file may lack keys added since (they are compared once it is stored again)
+    both = set(saved) & set(now)
+    check_resume({k: saved[k] for k in both}, {k: now[k] for k in both}, PLUMBING)
+    return f"=> --resume: the settings match the run's ({where})"
 
 
 # ============================================================================ helpers
 def log_config(args, folder: Path) -> None:
     from pul.checkpoint import save_json
-    cfg = {k: v for k, v in vars(args).items()}
+    from pul.runfiles import atomic_write
+    cfg = run_config(args)
     save_json(cfg, folder / "args.json")
-    from common_eval.results import atomic_write_text
-    atomic_write_text(folder / "config.yaml", yaml.safe_dump(cfg, sort_keys=True))
+    text = yaml.safe_dump(cfg, sort_keys=True)
+    atomic_write(folder / "config.yaml", lambda f: f.write(text.encode()))
 
 
 def load_dataset(name: str, root: str, mode: str):
@@ -192,6 +304,16 @@ def save_inference_copy(model, path):
     return save_model(keras.Model(model.input, model.output, name=model.name), path)
 
 
+def collapse_warning(num_labels: int, where: str) -> str | None:
+    """The loud line printed every time a training set has a single (pseudo-)label: the softmax then
+    has nothing to separate (its loss is ~0) and the model cannot learn."""
+    if num_labels > 1:
+        return None
+    return (f"WARNING: {where}: the training set has {num_labels} label(s): all images carry one "
+            "(pseudo-)identity, so the classifier learns nothing. Check the dataset, K (--num-clusters) "
+            "and lambda (--lambda)")
+
+
 def pseudo_label_quality(true_pids, labels) -> dict:
     """Diagnostics only (logged, never used for training): ARI and pair precision of the
     selected images' pseudo-labels against their true identities."""
@@ -202,7 +324,7 @@ def pseudo_label_quality(true_pids, labels) -> dict:
     off = ~np.eye(len(labels), dtype=bool)
     pairs = (same_pred & off).sum()
     return {"ari": float(adjusted_rand_score(true_pids, labels)),
-            "pair_precision": float((same_pred & same_true & off).sum() / pairs) if pairs else float("nan")}
+            "pair_precision": float((same_pred & same_true & off).sum() / pairs) if pairs else None}
 
 
 BASELINE_KEYS = ("source", "arch", "pretrained", "height", "width", "last_stride", "base_width", "dropout",
@@ -253,6 +375,7 @@ def run_baseline(args, folder: Path, dataset_name: str, data_root: str, scalars=
     images = load_images([r[0] for r in ds.train], size, not args.no_progress, "loading source", args.workers)
     labels = np.asarray(ds.train_labels())
     num_classes = int(labels.max()) + 1   # the original hard-coded 702 (Duke)
+    collapsed = collapse_warning(len(np.unique(labels)), f"the baseline on {dataset_name}")
     stream = BatchStream(images, one_hot(labels, num_classes), args.batch_size, seed=(args.seed, 0, 0),
                          rotation_range=args.rotation, width_shift_range=args.shift,
                          height_shift_range=args.shift)
@@ -278,8 +401,10 @@ def run_baseline(args, folder: Path, dataset_name: str, data_root: str, scalars=
           f"{args.baseline_epochs} epochs")
 
     def epoch_done(epoch, logs):
+        if collapsed:
+            print(collapsed + f" (epoch {epoch})")
         save_model(model, last)
-        state.save({"stage": "baseline", "epoch_done": epoch, "settings": settings,
+        state.save({"stage": "baseline", "epoch_done": epoch, "settings": settings, "config": args._config,
                     "wall_seconds": wall_before + time.time() - t_start})
         if scalars is not None:
             scalars.log(epoch, **{"baseline/loss": logs.get("loss"),
@@ -306,30 +431,40 @@ def run_baseline(args, folder: Path, dataset_name: str, data_root: str, scalars=
 
 
 # ============================================================================ PUL
-def resolve_k(args, ds, pool_size: int) -> int:
-    if args.mode == "semi":
-        k = args.num_ids - args.known if args.num_clusters in (None, "default") else args.num_clusters
-    elif args.num_clusters in (None, "default"):
-        k = NUM_CLUSTERS[args.dataset]
+def prepare_target(args) -> dict:
+    """Lists the target, splits it into known images and the pool (semi) and resolves K, with every
+    check that depends on them, before any training starts (the baseline included)."""
+    semi = args.mode == "semi"
+    ds = load_dataset(args.dataset, args.data_root, args.mode)
+    if semi:  # 50train.list: the KNOWN lowest identities keep their labels, the rest is the pool
+        known_labels = np.asarray(ds.known_labels(args.known))
+        pool, known = np.flatnonzero(known_labels == -1), np.flatnonzero(known_labels >= 0)
+        n_known_ids = int(known_labels.max()) + 1 if len(known) else 0
+        if len(pool) == 0:
+            raise PULError(f"semi: all {ds.num_train_ids} target identities are known "
+                           f"(--known {args.known}); nothing is left to cluster")
     else:
-        k = args.num_clusters
+        known_labels = None
+        pool, known, n_known_ids = np.arange(len(ds.train)), np.array([], dtype=np.int64), 0
+    k = args.num_clusters
     if str(k) == "auto":
-        k = ds.num_train_ids - (args.known if args.mode == "semi" else 0)
+        k = ds.num_train_ids - (n_known_ids if semi else 0)
         print(f"   K = {k}: the target's true identity count (--num-clusters auto)")
-    try:
-        k = int(k)
-    except ValueError:
-        raise PULError(f"--num-clusters must be an integer, 'auto' or 'default', got {k!r}") from None
-    if k > pool_size:
-        raise PULError(f"K = {k} clusters but the target training set has only {pool_size} images to "
+    k = int(k)
+    if k > len(pool):
+        raise PULError(f"K = {k} clusters but the target training set has only {len(pool)} images to "
                        "cluster; lower --num-clusters (k-means needs K <= the number of images)")
     if k < 1:
         raise PULError(f"--num-clusters must be >= 1, got {k}")
-    return k
+    width = args.num_ids if semi else k  # classifier width: NUM_IDS (semi) or K
+    if semi and width < n_known_ids + k:
+        raise PULError(f"--num-ids {width} is smaller than the known identities ({n_known_ids}) + K ({k})")
+    return {"ds": ds, "known_labels": known_labels, "pool": pool, "known": known, "n_known_ids": n_known_ids,
+            "K": k, "width": width}
 
 
 def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None, scalars,
-            t_process: float) -> dict:
+            t_process: float, target: dict) -> dict:
     """PUL/unsupervised.py (and semi-supervised.py) for iterations 1..END; writes results.json."""
     from common_eval.results import write_results
     from pul.checkpoint import RunState, load_arrays, save_arrays
@@ -345,25 +480,11 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
     E = args.epochs
     kind = "semi-supervised" if semi else "unsupervised"
     print(f"==> PUL ({kind}) on {args.dataset}, from {baseline_path}")
-    ds = load_dataset(args.dataset, args.data_root, args.mode)
+    ds, known_labels, pool, known = target["ds"], target["known_labels"], target["pool"], target["known"]
+    n_known_ids, K, width = target["n_known_ids"], target["K"], target["width"]
     size = (args.height, args.width)
     images = load_images([r[0] for r in ds.train], size, not args.no_progress, "loading target", args.workers)
     true_pids = np.array([r[1] for r in ds.train])  # diagnostics only, never used for training
-    if semi:  # 50train.list: the KNOWN lowest identities keep their labels, the rest is the pool
-        known_labels = np.asarray(ds.known_labels(args.known))
-        pool, known = np.flatnonzero(known_labels == -1), np.flatnonzero(known_labels >= 0)
-        n_known_ids = int(known_labels.max()) + 1 if len(known) else 0
-        if len(pool) == 0:
-            raise PULError(f"semi: all {ds.num_train_ids} target identities are known "
-                           f"(--known {args.known}); "
-                           "nothing is left to cluster")
-    else:
-        known_labels = None
-        pool, known, n_known_ids = np.arange(len(images)), np.array([], dtype=np.int64), 0
-    K = resolve_k(args, ds, len(pool))
-    width = args.num_ids if semi else K  # classifier width: NUM_IDS (semi) or K
-    if semi and width < n_known_ids + K:
-        raise PULError(f"--num-ids {width} is smaller than the known identities ({n_known_ids}) + K ({K})")
     extra = f", {len(known)} known images of {n_known_ids} identities, classifier width {width}"
     print(f"   K = {K} clusters on {len(pool)} images" + (extra if semi else ""))
     eval_cache = {} if args.cache_eval_images else None
@@ -417,7 +538,7 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
                    default=None)
         state.save({"stage": "pul", "iteration": t, "epoch_done": epoch_done, "finished": finished,
                     "current": current, "baseline": str(baseline_path), "K": K, "initial": initial,
-                    "history": history, "best": best,
+                    "history": history, "best": best, "config": args._config,
                     "wall_seconds": wall_before + time.time() - t_start})
 
     # where to continue: after the last finished iteration, or inside the interrupted one
@@ -455,7 +576,7 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
             print(f"   reliable images: {sel.num_selected}/{len(pool)} in {sel.num_clusters_used}/{K} "
                   f"clusters "
                   f"(lambda {args.lam}, rule '{args.selection}'); vs true ids (diagnostic only): "
-                  f"ARI {info['ari']:.3f}, pair precision {info['pair_precision']:.3f}")
+                  f"ARI {info['ari']:.3f}, pair precision {info['pair_precision'] or 0:.3f}")
             # ---- 7. training set: reliable images with one-hot(K) labels (semi: + the known images)
             train_idx = np.concatenate([known, rel]).astype(np.int64)
             train_lab = np.concatenate([known_labels[known] if semi else np.zeros(0, np.int64),
@@ -474,6 +595,9 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
                                    seed=epoch_seed(args.seed, 1, t, 2), dropout=args.dropout),
                     args.lr, args.momentum)
         inside = None
+        collapsed = collapse_warning(len(np.unique(train_lab)), f"PUL iteration {t}")
+        if collapsed:
+            print(collapsed)
 
         # ---- 9. fine-tune on the reliable set: SGD, augmentation, E epochs of ceil(n/16 + 1) steps
         stream = BatchStream(images[train_idx], one_hot(train_lab, width), args.batch_size,
@@ -483,7 +607,9 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
         print(f"   fine-tuning a fresh baseline copy: {len(train_idx)} images, {width} classes, "
               f"{steps} steps/epoch, epochs {start_epoch + 1}..{E}")
 
-        def epoch_done(epoch, logs_, t=t, info=info, model_=model):
+        def epoch_done(epoch, logs_, t=t, info=info, model_=model, collapsed=collapsed):
+            if collapsed:
+                print(collapsed + f" (epoch {epoch})")
             save_model_atomic(model_, last)
             save_state(t, epoch, False, info)
             scalars.log((t - 1) * E + epoch, **{"pul/loss": logs_.get("loss"),
@@ -528,7 +654,7 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
         scale=args.scale, common=final["eval"]["common"], native=final["eval"]["native"],
         initial=initial["common"], selection="last", last=final["eval"]["common"],
         epochs=args.iterations, wall_seconds=wall,
-        command=args.command, config=vars(args),
+        command=args.command, config=run_config(args),
         initial_native=initial["native"], baseline_target=initial,
         baseline={"path": str(baseline_path), "reused": reused, "wall_seconds": baseline_wall,
                   "source_test": (baseline_summary or {}).get("source_test")},
@@ -547,56 +673,110 @@ def save_model_atomic(model, path):
 
 
 # ============================================================================ main
+def error_line(message: str, tee=None) -> int:
+    """One line on stderr (and in log.txt when it is open): 'error: <problem>; <fix>'; exit code 2."""
+    line = message if message.startswith("error: ") else f"error: {message}"
+    line = " ".join(line.split("\n"))
+    print(line, file=sys.stderr)
+    if tee is not None:
+        try:
+            tee.file.write(line + "\n")
+        except (OSError, ValueError):
+            pass
+    return 2
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.print_config:
+        print(yaml.safe_dump(args._config, sort_keys=True), end="")
+        return 0
     logs = Path(args.logs_dir).resolve()
-    logs.mkdir(parents=True, exist_ok=True)
-    from pul.training import Scalars, Tee, set_seeds
-    tee = Tee(sys.stdout, logs / "log.txt")
-    sys.stdout = tee
+    tee = None
     try:
+        resumed = check_run_folder(args, logs)       # before anything is written
+        logs.mkdir(parents=True, exist_ok=True)
+        from pul.training import Tee
+        tee = Tee(sys.stdout, logs / "log.txt")
+        sys.stdout = tee
         print(f"==> {args.command}")
-        import tensorflow as tf
-        tf.get_logger().setLevel("ERROR")  # retracing notices of predict_on_batch on new models
-        if args.mirror_cpus > 1:  # the logical devices exist only if made before TensorFlow runs anything
-            from pul.model import distribution_strategy
-            distribution_strategy(args.mirror_cpus)
-        log_config(args, logs)
-        set_seeds(args.seed, args.deterministic)
-        scalars = Scalars(logs / "tensorboard")
-        if args.mode == "baseline":
-            run_baseline(args, logs, args.dataset, args.data_root, scalars)
-            return 0
-        if args.baseline:
-            baseline_path, summary = Path(args.baseline).resolve(), None
-            if not baseline_path.is_file():
-                raise PULError(f"--baseline {baseline_path}: no such file")
-            sfile = baseline_path.parent / "baseline.json"
-            if sfile.is_file():
-                from pul.checkpoint import load_json
-                summary = {**load_json(sfile), "reused": True}
-        elif args.source:
-            summary = run_baseline(args, logs / "baseline", args.source, args.source_root or args.data_root,
-                                   scalars)
-            baseline_path = Path(summary["path"])
-        else:
-            baseline_path = logs / "baseline" / "0.keras"
-            if not baseline_path.is_file():
-                raise PULError("PUL starts from a model fine-tuned on a labelled source: pass --source NAME "
-                               "--source-root DIR (trained into LOGS/baseline/) or --baseline PATH")
-            from pul.checkpoint import load_json
-            sfile = baseline_path.parent / "baseline.json"
-            summary = {**load_json(sfile), "reused": True} if sfile.is_file() else None
-            args.source = (summary or {}).get("settings", {}).get("source")
-        run_pul(args, logs, baseline_path, summary, scalars, T0)
+        if resumed:
+            print(resumed)
+        for folder in (logs, logs / "checkpoints", logs / "baseline"):
+            for p in remove_stale_tmp(folder):
+                print(f"=> removed {p}, the temporary file of a write that was interrupted")
+        # where the baseline comes from, the target's listing, K and every check that depends on
+        # them: before any training
+        target = None
+        if args.mode != "baseline":
+            check_baseline_given(args, logs)
+            target = prepare_target(args)
+        return run(args, logs, target)
+    except PULError as exc:
+        return error_line(str(exc), tee)
+    except EvaluationError as exc:
+        return error_line(f"evaluation failed: {exc}; check the query and gallery folders of the dataset",
+                          tee)
+    except OSError as exc:
+        line = disk_full_line(exc)
+        if line is None:
+            raise
+        return error_line(line, tee)
+    finally:
+        if tee is not None:
+            sys.stdout = tee.stream
+            tee.close()
+
+
+def check_baseline_given(args, logs: Path) -> None:
+    if args.baseline:
+        if not Path(args.baseline).is_file():
+            raise PULError(f"--baseline {args.baseline}: no such file; pass the 0.keras of a baseline run "
+                           "or --source NAME --source-root DIR to train one")
+    elif not args.source and not (logs / "baseline" / "0.keras").is_file():
+        raise PULError("PUL starts from a model fine-tuned on a labelled source: pass --source NAME "
+                       "--source-root DIR (trained into LOGS/baseline/) or --baseline PATH")
+
+
+def run(args, logs: Path, target: dict | None) -> int:
+    import tensorflow as tf
+
+    from pul.training import Scalars, set_seeds
+    tf.get_logger().setLevel("ERROR")  # retracing notices of predict_on_batch on new models
+    if args.mirror_cpus > 1:  # the logical devices exist only if made before TensorFlow runs anything
+        from pul.model import distribution_strategy
+        distribution_strategy(args.mirror_cpus)
+    log_config(args, logs)
+    set_seeds(args.seed, args.deterministic)
+    scalars = Scalars(logs / "tensorboard")
+    if args.mode == "baseline":
+        run_baseline(args, logs, args.dataset, args.data_root, scalars)
         scalars.close()
         return 0
-    except PULError as exc:
-        print(f"error: {exc}")
-        return 2
-    finally:
-        sys.stdout = tee.stream
-        tee.close()
+    if args.baseline:
+        baseline_path, summary = Path(args.baseline).resolve(), None
+        if not baseline_path.is_file():
+            raise PULError(f"--baseline {baseline_path}: no such file")
+        sfile = baseline_path.parent / "baseline.json"
+        if sfile.is_file():
+            from pul.checkpoint import load_json
+            summary = {**load_json(sfile), "reused": True}
+    elif args.source:
+        summary = run_baseline(args, logs / "baseline", args.source, args.source_root or args.data_root,
+                               scalars)
+        baseline_path = Path(summary["path"])
+    else:
+        baseline_path = logs / "baseline" / "0.keras"
+        if not baseline_path.is_file():
+            raise PULError("PUL starts from a model fine-tuned on a labelled source: pass --source NAME "
+                           "--source-root DIR (trained into LOGS/baseline/) or --baseline PATH")
+        from pul.checkpoint import load_json
+        sfile = baseline_path.parent / "baseline.json"
+        summary = {**load_json(sfile), "reused": True} if sfile.is_file() else None
+        args.source = (summary or {}).get("settings", {}).get("source")
+    run_pul(args, logs, baseline_path, summary, scalars, T0, target)
+    scalars.close()
+    return 0
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Fan, Zheng, Yan, Yang, "Unsupervised Person Re-identification: Clustering and Fine-tuning",
 ACM TOMM 14(4), 2018. Rebuilt in Keras 3 on the TensorFlow backend from the authors' Keras 2.0.4
-scripts (see ../README.md and shared/specs/pul_buc.md part A).
+scripts (see ../README.md).
 
 The library core takes plain arguments; argparse and the YAML presets live in ../examples and
 ../configs. This package never imports torch (TensorFlow loaded before torchvision crashes the

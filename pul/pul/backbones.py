@@ -8,7 +8,7 @@
 * ``resnet18``: a ResNet-18 (basic blocks [2, 2, 2, 2]) written here with Keras layers, the same
   stem, naming scheme, BatchNorm epsilon and ``avg_pool`` as Keras' ResNet50. Used only by the CPU
   smoke preset: Keras' ResNet50 trains at about 50 images/s at 64x32 on 2 cores and did not learn
-  from random initialisation in the time budget (shared/specs/synthetic_calibration.md); ImageNet
+  from random initialisation in the time budget (measured while calibrating the synthetic benchmark); ImageNet
   weights cannot be downloaded here. ``last_stride=1`` keeps a 4x2 final map at 64x32 input.
 """
 from __future__ import annotations

@@ -1,58 +1,39 @@
 """Atomic checkpoints and the PUL run state (what ``--resume`` restores).
 
 * Keras models: ``model.save`` into a temporary ``.keras`` file in the same folder, then
-  ``os.replace`` (a crash leaves the previous file intact). A compiled model's file holds the
-  optimizer state (SGD momentum, iteration counter).
+  ``os.replace`` (a crash leaves the previous file intact; the file gets the umask's mode). A
+  compiled model's file holds the optimizer state (SGD momentum, iteration counter). Models are
+  loaded in Keras' safe mode (no code from the file).
 * The run state ``state.json``: stage (baseline / pul), iteration, epochs finished inside the
-  iteration, history, best metric, file names; ``selection_<t>.npz``: iteration t's selected
-  images, pseudo-labels and k-means labels; ``state.rng.pkl``: the RNG states of Python, NumPy
-  and TensorFlow. Every random draw of a run is derived from (seed, stage,
-  iteration, epoch, step), so these states are restored for completeness, not because the
-  future depends on them.
+  iteration, history, best metric, file names and the run's configuration (``config``: what
+  ``--resume`` compares with the command's); ``selection_<t>.npz``: iteration t's selected
+  images, pseudo-labels and k-means labels; ``state.rng.npz``: the RNG states of Python, NumPy
+  and TensorFlow, as plain integer/float arrays. Every random draw of a run is derived from (seed,
+  stage, iteration, epoch, step), so these states are restored for completeness, not because the
+  future depends on them. Nothing is ever unpickled: JSON, ``np.load(allow_pickle=False)``; an
+  old run's ``state.rng.pkl`` is not read.
 """
 from __future__ import annotations
 
 import json
-import os
-import pickle
 import random
-import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from . import PULError
-
-
-def _tmp_in(path: Path, suffix: str = "") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + suffix)
-    os.close(fd)
-    return Path(tmp)
-
-
-def atomic_replace(tmp: Path, path: Path) -> Path:
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+from .runfiles import RunError, atomic_write, atomic_write_path, dumps_strict
 
 
 def save_model(model, path) -> Path:
     """model.save(path) through a temporary file and a rename."""
-    path = Path(path)
-    tmp = _tmp_in(path, ".keras")
-    try:
-        model.save(tmp)
-        return atomic_replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    return atomic_write_path(path, lambda tmp: model.save(tmp), suffix=".keras")
 
 
 def save_json(obj, path) -> Path:
-    from common_eval.results import atomic_write_text
-    return atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=_json_default) + "\n")
+    """Strict JSON (NaN/inf raise ValueError), written atomically."""
+    text = dumps_strict(obj, indent=1, sort_keys=True, default=_json_default) + "\n"
+    return atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def _json_default(o):
@@ -70,60 +51,78 @@ def _json_default(o):
 def load_json(path) -> dict:
     path = Path(path)
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PULError(f"cannot read the run state '{path}' ({exc})") from exc
+        obj = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunError(f"cannot read the run state '{path}' ({exc}); it is damaged or not a PUL state "
+                       "file: start a fresh run in another --logs-dir") from None
+    if not isinstance(obj, dict):
+        raise RunError(f"cannot read the run state '{path}' (not a JSON object); start a fresh run in "
+                       "another --logs-dir")
+    return obj
 
 
 def save_arrays(path, **arrays) -> Path:
-    path = Path(path)
-    tmp = _tmp_in(path, ".npz")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        return atomic_replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_arrays(path) -> dict:
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+    """npz without pickles: an object array (which would need code to load) is refused."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise RunError(f"cannot load {path} safely: it holds Python objects that would run code "
+                           "when loaded; only plain number arrays are read") from None
+        raise RunError(f"cannot read {path} ({exc}); it is damaged: start a fresh run in another "
+                       "--logs-dir") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise RunError(f"cannot read {path} ({exc}); it is damaged or not an .npz file: start a fresh "
+                       "run in another --logs-dir") from None
 
 
 def rng_states() -> dict:
+    """Python, NumPy and TensorFlow RNG states as plain arrays (no pickle)."""
     import tensorflow as tf
-    return {"python": random.getstate(), "numpy": np.random.get_state(),  # noqa: NPY002 (the global state)
-            "tensorflow": tf.random.get_global_generator().state.numpy()}
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 (the global state)
+    return {"python_version": np.int64(version), "python_internal": np.asarray(internal, np.int64),
+            "python_gauss": np.float64(np.nan if gauss is None else gauss),
+            "python_has_gauss": np.int64(gauss is not None),
+            "numpy_keys": np.asarray(keys, np.uint32), "numpy_pos": np.int64(pos),
+            "numpy_has_gauss": np.int64(has_gauss), "numpy_cached_gaussian": np.float64(cached),
+            "tensorflow": np.asarray(tf.random.get_global_generator().state.numpy())}
 
 
 def save_rng(path) -> Path:
-    path = Path(path)
-    tmp = _tmp_in(path)
-    with open(tmp, "wb") as f:
-        pickle.dump(rng_states(), f)
-    return atomic_replace(tmp, path)
+    return save_arrays(path, **rng_states())
 
 
 def restore_rng(path) -> None:
     import tensorflow as tf
-    with open(path, "rb") as f:
-        s = pickle.load(f)
-    random.setstate(s["python"])
-    np.random.set_state(s["numpy"])  # noqa: NPY002
-    tf.random.get_global_generator().reset(s["tensorflow"])
+    s = load_arrays(path)
+    try:
+        gauss = float(s["python_gauss"]) if int(s["python_has_gauss"]) else None
+        random.setstate((int(s["python_version"]), tuple(int(v) for v in s["python_internal"]), gauss))
+        np.random.set_state(("MT19937", s["numpy_keys"], int(s["numpy_pos"]),  # noqa: NPY002
+                             int(s["numpy_has_gauss"]), float(s["numpy_cached_gaussian"])))
+        tf.random.get_global_generator().reset(s["tensorflow"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunError(f"cannot restore the RNG states of {path} ({exc}); it is damaged: start a fresh "
+                       "run in another --logs-dir") from None
 
 
 class RunState:
-    """state.json (progress, history, file names) + state.rng.pkl in one folder, written atomically.
+    """state.json (progress, history, file names, config) + state.rng.npz in one folder, written atomically.
     Arrays (the selection of an iteration) go to their own files (save_arrays), named per
     iteration, so that a crash between two writes never pairs a state with the wrong arrays."""
 
     def __init__(self, folder, name: str = "state"):
         self.folder = Path(folder)
         self.json = self.folder / f"{name}.json"
-        self.rng = self.folder / f"{name}.rng.pkl"
+        self.rng = self.folder / f"{name}.rng.npz"
+        self.legacy_rng = self.folder / f"{name}.rng.pkl"   # written by earlier versions; never read
 
     def exists(self) -> bool:
         return self.json.is_file()
@@ -132,13 +131,17 @@ class RunState:
         save_rng(self.rng)
         save_json(state, self.json)
 
-    def load(self) -> dict:
+    def load(self, restore: bool = True) -> dict:
+        """The state (and, with restore, the RNG states are set from state.rng.npz)."""
         state = load_json(self.json)
         if self.rng.is_file():
-            restore_rng(self.rng)
+            if restore:
+                restore_rng(self.rng)
+            else:
+                load_arrays(self.rng)   # validated: refuses a file that would need code to load
         return state
 
     def clear(self) -> None:
-        for p in (self.json, self.rng):
+        for p in (self.json, self.rng, self.legacy_rng):
             if p.exists():
                 p.unlink()

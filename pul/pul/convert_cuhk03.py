@@ -1,11 +1,11 @@
 """CUHK03 official release -> the PUL author's folders (new protocol, detected boxes).
 
-    python -m pul.convert_cuhk03 DATA_ROOT/CUHK03 [--protocol detected|labeled] [--overwrite]
+    python -m pul.convert_cuhk03 DATA_ROOT/CUHK03 [--out DIR] [--protocol detected|labeled] [--overwrite]
 
 Reads ``CUHK03/cuhk03_release/cuhk-03.mat`` (MATLAB v7.3, i.e. HDF5, through h5py) and the
 new-protocol split ``CUHK03/cuhk03_new_protocol_config_detected.mat`` (Zhong et al., CVPR 2017,
-the split the PUL author points to in his issue #2) and writes, beside them, what the PUL scripts
-read:
+the split the PUL author points to in his issue #2) and writes, beside them (or into ``--out DIR``),
+what the PUL scripts read:
 
     bounding_box_train/  bbox_train/   the 7,365 train images (the PUL script reads the first,
                                        the baseline and semi-supervised scripts the second)
@@ -17,10 +17,16 @@ The image ``filelist[i] = {pair}_{pid:03d}_{view}_{col:02d}.png`` of the split f
 with ``label = labels[i]`` (persons numbered 1..1467 pair by pair), exactly the names of the
 author's lists. train.list labels are 0..766 in ascending person order; in 50train.list (25train.list)
 only the 50 (25) lowest train persons keep their label, every other line has -1.
+
+The CUHK03 loader never writes under the data root: when a data root holds only the official
+release, it converts into a cache folder (``cache_folder``: ``${XDG_CACHE_HOME:-~/.cache}/pul/cuhk03/KEY``,
+KEY naming the release files' path, size and modification time) and reuses it while they are unchanged.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -48,6 +54,22 @@ def is_converted(folder) -> bool:
 def conversion_inputs(folder, protocol: str = "detected") -> tuple[Path, Path]:
     folder = Path(folder)
     return folder / RELEASE, folder / SPLIT.format(protocol)
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pul" / "cuhk03"
+
+
+def cache_folder(folder, protocol: str = "detected") -> Path:
+    """Where the loader converts the release of ``folder``: one cache folder per release (path,
+    size and modification time of both input files), so a changed release is converted again."""
+    key = []
+    for p in conversion_inputs(folder, protocol):
+        st = p.stat()
+        key.append([str(p.resolve()), st.st_size, st.st_mtime_ns])
+    digest = hashlib.sha256(json.dumps([protocol, key]).encode()).hexdigest()[:16]
+    return cache_root() / f"{protocol}-{digest}"
 
 
 def _read_split(path: Path) -> dict:
@@ -98,24 +120,27 @@ class _Release:
 
 
 def convert_cuhk03(folder, protocol: str = "detected", overwrite: bool = False, quality: int = 95,
-                   progress: bool = True) -> Path:
-    """Writes the author's folders and lists into ``folder`` (the CUHK03/ folder); returns it."""
+                   progress: bool = True, out=None) -> Path:
+    """Writes the author's folders and lists into ``out`` (default: ``folder``, the CUHK03/ folder
+    holding the release); returns it. Nothing is written into ``folder`` when ``out`` is elsewhere."""
     from PIL import Image
     from tqdm import tqdm
 
     folder = Path(folder)
+    out = Path(out) if out is not None else folder
     release, split = conversion_inputs(folder, protocol)
     for p in (release, split):
         if not p.is_file():
             raise PULError(f"CUHK03 conversion needs '{p}' (official release files: "
                            f"{folder}/{RELEASE} and {folder}/{SPLIT.format(protocol)})")
-    existing = [d for d in OUTPUT_DIRS if (folder / d).exists()]
+    existing = [d for d in OUTPUT_DIRS if (out / d).exists()]
     if existing and not overwrite:
-        raise PULError(f"{folder} already holds {', '.join(existing)}; pass overwrite=True "
+        raise PULError(f"{out} already holds {', '.join(existing)}; pass overwrite=True "
                        "(--overwrite) to convert again")
     s = _read_split(split)
+    out.mkdir(parents=True, exist_ok=True)
     rel = _Release(release, protocol)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=folder))
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=out))
     try:
         names = {}
         for d in ("bounding_box_train", "bbox_test", "query"):
@@ -150,15 +175,15 @@ def convert_cuhk03(folder, protocol: str = "detected", overwrite: bool = False, 
         (tmp / "query.list").write_text("".join(n + "\n" for n in sorted(names["query"])))
         (tmp / "test.list").write_text("".join(n + "\n" for n in sorted(names["bbox_test"])))
         for d in OUTPUT_DIRS:
-            if (folder / d).exists():
-                shutil.rmtree(folder / d)
-            os.replace(tmp / d, folder / d)
+            if (out / d).exists():
+                shutil.rmtree(out / d)
+            os.replace(tmp / d, out / d)
         for fname in LISTS:
-            os.replace(tmp / fname, folder / fname)
+            os.replace(tmp / fname, out / fname)
     finally:
         rel.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+    return out
 
 
 def main(argv=None) -> int:
@@ -166,11 +191,12 @@ def main(argv=None) -> int:
     ap.add_argument("folder", help="the CUHK03/ folder (holds cuhk03_release/ and the split .mat files)")
     ap.add_argument("--protocol", choices=("detected", "labeled"), default="detected",
                     help="which boxes (PUL's lists are the detected ones)")
+    ap.add_argument("--out", help="write the folders and lists here instead of beside the release")
     ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--quality", type=int, default=95, help="JPEG quality of the written images")
     a = ap.parse_args(argv)
     try:
-        out = convert_cuhk03(a.folder, a.protocol, a.overwrite, a.quality)
+        out = convert_cuhk03(a.folder, a.protocol, a.overwrite, a.quality, out=a.out)
     except PULError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -137,11 +137,13 @@ def feature_model(model):
 def load_model(path, compile: bool = True):
     """Loads a model saved by this package (``.keras``)."""
     keras = _keras()
+    from .losses.softmax_ce import loss_class
+    loss_class()  # the loss of a compiled file is stored under its registered name
     path = Path(path)
     if not path.is_file():
         raise PULError(f"checkpoint '{path}' does not exist")
     try:
-        return keras.models.load_model(path, compile=compile)
+        return keras.models.load_model(path, compile=compile, safe_mode=True)
     except Exception as exc:  # zip/h5/config errors come in many types
         raise PULError(f"cannot load the checkpoint '{path}': {exc}") from exc
 

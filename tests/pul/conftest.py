@@ -1,7 +1,9 @@
 """Shared fixtures of the PUL tests: synthetic datasets in the real layouts (session scope)."""
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,6 +32,32 @@ def cuhk_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("cuhk")
     generate("cuhk03", root, seed=1, domain="a", ids=12, test_ids=8)
     return root
+
+
+@contextlib.contextmanager
+def readonly_mount(src: Path, dst: Path):
+    """src seen read-only at dst (a bind mount remounted ro: root ignores chmod, not a ro mount).
+    Skips the test when mounting is not permitted."""
+    dst.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", "--bind", str(src), str(dst)], capture_output=True).returncode != 0:
+        pytest.skip("mount --bind is not permitted here (needs root): no read-only data root to test with")
+    try:
+        if subprocess.run(["mount", "-o", "remount,bind,ro", str(dst)], capture_output=True).returncode != 0:
+            pytest.skip("remounting read-only is not permitted here")
+        yield dst
+    finally:
+        subprocess.run(["umount", str(dst)], capture_output=True)
+
+
+def tree_snapshot(root: Path) -> dict:
+    """Every path under root with its size and modification time (to show nothing was written)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            p = Path(dirpath) / n
+            st = p.lstat()
+            out[str(p.relative_to(root))] = (st.st_size, st.st_mtime_ns)
+    return out
 
 
 def import_train_script():

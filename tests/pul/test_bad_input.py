@@ -9,16 +9,17 @@ from conftest import EXAMPLES, PUL_DIR, import_train_script
 
 
 def run_main(argv, capsys):
+    """main() in this process; returns the exit code and stderr (where the one error line goes)."""
     train = import_train_script()
     rc = train.main(argv)
-    return rc, capsys.readouterr().out
+    return rc, capsys.readouterr().err
 
 
 def test_missing_dataset(tmp_path, capsys):
     rc, out = run_main(["--mode", "baseline", "--dataset", "duke", "--data-root", str(tmp_path),
                         "--logs-dir", str(tmp_path / "logs"), "--pretrained", "none", "--no-progress"],
                        capsys)
-    assert rc == 2
+    assert rc == 2 and len(out.strip().splitlines()) == 1
     assert "error: dataset folder" in out and "DukeMTMC-reID" in out and "bounding_box_train/" in out
     assert (tmp_path / "logs" / "log.txt").read_text().count("error: dataset folder") == 1
 
@@ -64,6 +65,7 @@ def test_missing_baseline_is_explained(tiny_data, tmp_path, capsys):
     assert rc == 2 and "PUL starts from a model fine-tuned on a labelled source" in out
 
 
+@pytest.mark.slow  # fits a network
 def test_nan_loss_stops_with_a_message_and_saves_nothing():
     from pul.data import BatchStream
     from pul.model import add_classifier, build_backbone, compile_classifier
@@ -93,3 +95,19 @@ def test_pul_never_imports_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("NO-TORCH")
+
+
+def test_target_checks_stop_the_run_before_the_baseline_is_trained(tiny_data, tmp_path, capsys):
+    """K larger than the target, or a semi run with every identity known, used to stop only after
+    the source baseline had been trained (40 epochs at paper scale); now before any training."""
+    common = ["--config", str(PUL_DIR / "configs" / "smoke.yaml"), "--dataset", "market",
+              "--data-root", str(tiny_data / "b"), "--source", "duke", "--source-root", str(tiny_data / "a"),
+              "--no-progress", "--baseline-epochs", "1"]
+    rc, err = run_main([*common, "--logs-dir", str(tmp_path / "k"), "--num-clusters", "100000"], capsys)
+    assert rc == 2 and "error: K = 100000 clusters but the target training set has only" in err
+    assert not (tmp_path / "k" / "baseline").exists()
+    assert "stage 0" not in (tmp_path / "k" / "log.txt").read_text()
+    rc, err = run_main([*common, "--logs-dir", str(tmp_path / "s"), "--mode", "semi", "--known", "100",
+                        "--num-ids", "200"], capsys)
+    assert rc == 2 and "error: semi: all 6 target identities are known (--known 100)" in err
+    assert not (tmp_path / "s" / "baseline").exists()

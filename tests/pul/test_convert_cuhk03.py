@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import readonly_mount, tree_snapshot
 from PIL import Image
 
 from pul import PULError
@@ -44,17 +45,37 @@ def test_converter_reproduces_the_authors_folders(cuhk_data, official_only):
     assert p.read_bytes() == (official_only / "bounding_box_train" / p.name).read_bytes()
 
 
-def test_loader_converts_automatically(official_only):
+def test_loader_converts_into_the_cache_not_the_data_root(official_only, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    before = tree_snapshot(official_only)
     ds = init_dataset("cuhk03", official_only.parent)
-    assert (official_only / "bounding_box_train").is_dir()
-    lines = (official_only / "train.list").read_text().splitlines()
+    assert tree_snapshot(official_only) == before                 # nothing written under the data root
+    cached = [p.parent for p in (tmp_path / "cache" / "pul" / "cuhk03").glob("*/train.list")]
+    assert len(cached) == 1 and (cached[0] / "bounding_box_train").is_dir()
+    lines = (cached[0] / "train.list").read_text().splitlines()
     assert [r[0].rsplit("/", 1)[1] for r in ds.train] == [ln.split()[0] for ln in lines]
     assert ds.train_labels() == [int(ln.split()[1]) for ln in lines]
     assert {r[2] for r in ds.query + ds.gallery} == {1, 2}           # the two views as cameras
     assert {r[1] for r in ds.query} == {r[1] for r in ds.gallery}    # every query person in the gallery
+    # reused while the release is unchanged
+    stamp = (cached[0] / "train.list").stat().st_mtime_ns
+    init_dataset("cuhk03", official_only.parent)
+    assert (cached[0] / "train.list").stat().st_mtime_ns == stamp
 
 
-def test_converter_errors(official_only, tmp_path):
+def test_loader_on_a_read_only_data_root(official_only, tmp_path_factory, monkeypatch):
+    """The data root (holding only the official release) is mounted read-only: the loader converts
+    into the cache and the mount is unchanged."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    with readonly_mount(official_only.parent, tmp_path_factory.mktemp("ro")) as ro:
+        before = tree_snapshot(ro)
+        ds = init_dataset("cuhk03", ro)
+        assert len(ds.train) > 0 and len(ds.query) > 0
+        assert tree_snapshot(ro) == before
+
+
+def test_converter_errors(official_only, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     convert_cuhk03(official_only, progress=False)
     with pytest.raises(PULError, match="already holds"):
         convert_cuhk03(official_only, progress=False)

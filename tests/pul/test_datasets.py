@@ -97,3 +97,72 @@ def test_records_point_at_readable_images(tiny_data):
     ds = init_dataset("market", tiny_data / "b")
     imgs = load_images([r[0] for r in ds.query[:3]], (64, 32), progress=False)
     assert imgs.shape == (3, 64, 32, 3) and imgs.std() > 0 and np.isfinite(imgs).all()
+
+
+# ---------------------------------------------------------------- naming quirks of the real releases
+def make_tree(root, layout):
+    for sub, names in layout.items():
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        for n in names:
+            (root / sub / n).write_bytes(b"")
+
+
+def parsed(records):
+    return sorted((r[0].rsplit("/", 1)[1], r[1], r[2]) for r in records)
+
+
+def test_market_accepts_the_double_jpg_names_of_the_real_release(tmp_path):
+    """The author's Market query.list / test.list hold 24 names ending in '.jpg.jpg' (6 in query,
+    18 in the gallery: person 1488, distractors 0000 and junk -1) within the official 3,368 / 19,732:
+    the original parsed pid = int(name.split('_')[0]) and camera = name.split('_')[1][1] of every
+    file in the folder, so they are ordinary images of their person and camera."""
+    make_tree(tmp_path / "Market-1501-v15.09.15", {
+        "bounding_box_train": ["0002_c1s1_000451_03.jpg", "1488_c2s3_065527_01.jpg"],
+        "query": ["1488_c1s6_023021_00.jpg.jpg", "1488_c2s3_065527_00.jpg.jpg",
+                  "0002_c5s3_000004_00.jpg"],
+        "bounding_box_test": ["0000_c1s6_023071_04.jpg.jpg", "1488_c3s3_071344_02.jpg.jpg",
+                              "-1_c4s6_022316_11.jpg.jpg", "-1_c3s2_000001_01.jpg",
+                              "0002_c4s1_000003_01.jpg"],
+    })
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # the tiny tree differs from the official counts
+        ds = init_dataset("market", tmp_path)
+    assert parsed(ds.query) == [("0002_c5s3_000004_00.jpg", 2, 5), ("1488_c1s6_023021_00.jpg.jpg", 1488, 1),
+                                ("1488_c2s3_065527_00.jpg.jpg", 1488, 2)]
+    # the gallery keeps every file: junk -1 (skipped by the evaluator) and distractors 0000 included
+    assert parsed(ds.gallery) == [("-1_c3s2_000001_01.jpg", -1, 3), ("-1_c4s6_022316_11.jpg.jpg", -1, 4),
+                                  ("0000_c1s6_023071_04.jpg.jpg", 0, 1), ("0002_c4s1_000003_01.jpg", 2, 4),
+                                  ("1488_c3s3_071344_02.jpg.jpg", 1488, 3)]
+    assert len(ds.train) == 2 and ds.train_labels() == [0, 1]
+
+
+def test_duke_and_cuhk03_accept_the_same_quirks(tmp_path):
+    make_tree(tmp_path / "DukeMTMC-reID", {
+        "bounding_box_train": ["0001_c2_f0046182.jpg", "0003_c1_f0044158.jpg.jpg"],
+        "query": ["0001_c1_f0046000.jpg.jpg"],
+        "bounding_box_test": ["0001_c5_f0046999.jpg", "-1_c3_f0000001.jpg", "0000_c4_f0000002.jpg.jpg"],
+    })
+    make_tree(tmp_path / "CUHK03", {
+        "bounding_box_train": ["0003_c1_f01.jpg", "0004_c2_f07.jpg.jpg"],
+        "query": ["0005_c1_f02.jpg.jpg"],
+        "bbox_test": ["0005_c2_f08.jpg", "-1_c1_f03.jpg"],
+    })
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        duke = init_dataset("duke", tmp_path)
+        cuhk = init_dataset("cuhk03", tmp_path)
+    assert [(r[1], r[2]) for r in duke.train] == [(1, 2), (3, 1)]
+    assert [(r[1], r[2]) for r in duke.query] == [(1, 1)]
+    assert parsed(duke.gallery)[:2] == [("-1_c3_f0000001.jpg", -1, 3), ("0000_c4_f0000002.jpg.jpg", 0, 4)]
+    assert len(duke.gallery) == 3
+    assert [(r[1], r[2]) for r in cuhk.train] == [(3, 1), (4, 2)]
+    assert [(r[1], r[2]) for r in cuhk.query] == [(5, 1)]
+    assert sorted((r[1], r[2]) for r in cuhk.gallery) == [(-1, 1), (5, 2)]
+
+
+def test_an_unparseable_market_name_is_named_not_a_traceback(tmp_path):
+    make_tree(tmp_path / "Market-1501-v15.09.15", {
+        "bounding_box_train": ["0002_c1s1_000451_03.jpg", "00-8_c1s1_000151_01.jpg"],
+        "query": ["0002_c5s3_000004_00.jpg"], "bounding_box_test": ["0002_c4s1_000003_01.jpg"]})
+    with pytest.raises(DatasetError, match=r"00-8_c1s1_000151_01.jpg' does not follow the naming rule"):
+        init_dataset("market", tmp_path)

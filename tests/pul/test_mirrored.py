@@ -9,6 +9,8 @@ import sys
 import pytest
 from conftest import PUL_DIR
 
+pytestmark = pytest.mark.slow  # trains networks
+
 
 def tiny(data, logs, *extra):
     return ["--config", "configs/smoke.yaml", "--mode", "unsupervised", "--dataset", "market",
@@ -42,6 +44,11 @@ def test_mirrored_run_matches_single_device_and_resumes_on_one(tiny_data, tmp_pa
     assert selection == pytest.approx(s["history"][0], abs=1e-9)
     assert all(math.isfinite(v) for v in m["common"].values() if isinstance(v, float))
 
+    # as if the mirrored run had been started for 2 iterations and stopped after the first (--resume
+    # refuses a changed schedule; the device, --mirror-cpus, is run plumbing and may change)
+    state = json.loads((mirrored / "state.json").read_text())
+    state["config"]["iterations"] = 2
+    (mirrored / "state.json").write_text(json.dumps(state))
     out = train(tiny(tiny_data, mirrored, "--iterations", "2", "--baseline", baseline, "--resume"))
     assert "MirroredStrategy" not in out and "resuming after iteration 1" in out
     r = json.loads((mirrored / "results.json").read_text())

@@ -3,8 +3,9 @@
 A record is ``(path, pid, camid)``: the image file, the person id parsed from the file name
 (``-1`` junk, ``0`` distractor) and the camera number parsed from the file name (1-based, as in
 the names). The PUL scripts parse ``pid = int(name.split('_')[0])`` and ``camera =
-int(name.split('_')[1][1])``; the loaders use the datasets' full naming rules instead and reject
-a ``.jpg`` that does not follow them.
+int(name.split('_')[1][1])`` of every file; the loaders use the datasets' full naming rules instead
+(accepting what the original parsed in the real releases: junk ``-1``, distractors ``0000``, a doubled
+``.jpg.jpg`` extension) and reject, naming the file, a ``.jpg`` that does not follow them.
 """
 from __future__ import annotations
 

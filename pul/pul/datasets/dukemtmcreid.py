@@ -11,7 +11,7 @@ from .base import ImageDataset, find_folder, read_split, synthetic_manifest
 
 FOLDER = "DukeMTMC-reID"
 SUBFOLDERS = ("bounding_box_train", "bounding_box_test", "query")
-PATTERN = re.compile(r"^(-1|\d{4})_c(\d)_f(\d{7})\.jpg$")
+PATTERN = re.compile(r"^(-1|\d{4})_c(\d)_f(\d{7})\.jpg(?:\.jpg)?$")
 RULE = "PPPP_cC_fFFFFFFF.jpg"
 OFFICIAL = {"train": (702, 16522), "query": (702, 2228), "gallery": (1110, 17661)}
 HINT = "bounding_box_train/ (16,522 images), bounding_box_test/ (17,661) and query/ (2,228)"
