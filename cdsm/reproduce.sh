@@ -22,7 +22,7 @@ case "$target" in
   *) die "cdsm reports market, duke and msmt17, not '$target'" ;;
 esac
 
-data_root="" logs="" smoke=0 nproc=1 pass=()
+data_root="" logs="" smoke=0 nproc=1 pass=() resume=0 print_config=0 seed=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; data_root="$2"; shift 2 ;;
@@ -30,20 +30,27 @@ while [[ $# -gt 0 ]]; do
     --logs-dir) [[ $# -ge 2 ]] || die "--logs-dir needs a folder"; logs="$2"; shift 2 ;;
     --logs-dir=*) logs="${1#*=}"; shift ;;
     --smoke) smoke=1; shift ;;
+    --resume) resume=1; shift ;;
+    --print-config) print_config=1; shift ;;
+    --seed) [[ $# -ge 2 ]] || die "--seed needs a number"; seed=(--seed "$2"); shift 2 ;;
     --) shift; pass=("$@"); break ;;
     --nproc) [[ $# -ge 2 ]] || die "--nproc needs a number of processes"; nproc="$2"; shift 2 ;;
     --nproc=*) nproc="${1#*=}"; shift ;;
-    *) die "unknown option '$1' (cdsm options: --smoke, --nproc N; put train.py flags after --)" ;;
+    *) die "unknown option '$1' (cdsm options: --smoke, --nproc N, --resume, --seed N, --print-config; put train.py flags after --)" ;;
   esac
 done
 
 [[ -x "$PY" ]] || die "no Python at $PY; run ./reproduce.sh setup first (or set CDSM_PYTHON)"
 [[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive number of processes (GPUs), not '$nproc'"
 launch=("$PY")
-(( nproc > 1 )) && launch=("$PY" -m torch.distributed.run --standalone --nproc_per_node="$nproc")
+(( nproc > 1 && print_config == 0 )) && launch=("$PY" -m torch.distributed.run --standalone --nproc_per_node="$nproc")
 cmd=("${launch[@]}" examples/train.py --config "configs/$target.yml")
 [[ $smoke == 1 ]] && cmd+=(--config configs/smoke.yml)
 [[ -n "$data_root" ]] && cmd+=(--data-dir "$(realpath -m "$data_root")")
-[[ -n "$logs" ]] && cmd+=(--logs-dir "$(realpath -m "$logs")")
+[[ -n "$logs" ]] && logs="$(realpath -m "$logs")" && cmd+=(--logs-dir "$logs")
+[[ $resume == 1 ]] && cmd+=(--resume "${logs:-$HERE/logs}/checkpoint.pth.tar")
+[[ $print_config == 1 ]] && cmd+=(--print-config)
+cmd+=("${seed[@]}")
+[[ $print_config == 1 ]] || echo "-> ${logs:-$HERE/logs}"
 cd "$HERE"
 exec "${cmd[@]}" "${pass[@]}"

@@ -12,7 +12,6 @@ pooling and bilinear resizing, which does not match how its reported models were
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -25,7 +24,9 @@ from cdsm.errors import CDSMError, short_message
 from cdsm.evaluation import describe, evaluate_model
 from cdsm.utils.checkpoint import FORMAT, load_checkpoint, load_model_state, model_state
 from cdsm.utils.logging import console_logging
+from cdsm.utils.runfiles import atomic_write, disk_full_line, dumps_strict, finite_float
 from cdsm.utils.seed import seed_everything
+from common_eval import EvaluationError
 
 log = logging.getLogger("cdsm.test")
 HERE = Path(__file__).resolve().parent
@@ -35,7 +36,9 @@ MODEL_FLAGS = ("arch", "features", "dropout", "pooling_type", "height", "width")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Evaluate a CDSM checkpoint",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("-d", "--dataset", type=str, default="market1501", choices=datasets.names())
+    p.add_argument("-d", "--dataset", type=datasets.dataset_arg, default="market1501",
+                   choices=datasets.names(),
+                   help="the original's names, or [added] market, duke")
     p.add_argument("-b", "--batch-size", type=int, default=256)
     p.add_argument("-j", "--workers", type=int, default=4)
     p.add_argument("--height", type=int, default=None, help="default: the checkpoint's, else 256")
@@ -43,10 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-a", "--arch", type=str, default=None, choices=models.names(),
                    help="default: the checkpoint's, else resnet50")
     p.add_argument("--features", type=int, default=None)
-    p.add_argument("--dropout", type=float, default=None)
+    p.add_argument("--dropout", type=finite_float, default=None)
     p.add_argument("--pooling-type", type=str, default=None, choices=("gem", "avg"),
                    help="default: the checkpoint's, else gem")
-    p.add_argument("--resume", type=str, required=True, metavar="PATH", help="checkpoint to evaluate")
+    p.add_argument("--resume", type=str, default=None, metavar="PATH",
+                   help="checkpoint to evaluate (required)")
+    p.add_argument("--checkpoint", dest="resume", type=str, default=argparse.SUPPRESS, metavar="PATH",
+                   help="[added] the same as --resume")
     p.add_argument("--which", type=str, default="teacher", choices=("teacher", "student"),
                    help="[added] which model of a full checkpoint.pth.tar")
     p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (k1 20, k2 6, lambda 0.3)")
@@ -54,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-source", action="store_true", help="not supported (UDA option of SpCL)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--data-dir", type=str, metavar="PATH", default=str(HERE / "data"))
+    p.add_argument("--data-root", dest="data_dir", type=str, metavar="PATH", default=argparse.SUPPRESS,
+                   help="[added] the same as --data-dir")
     p.add_argument("--device", type=str, default="auto")
     p.add_argument("--num-threads", type=int, default=None)
     p.add_argument("--output", type=str, default=None, help="[added] write the metrics as JSON here")
@@ -89,17 +97,30 @@ def run(args) -> int:
     result = evaluate_model(model, *loaders, dataset.query, dataset.gallery, device, rerank=args.rerank)
     log.info(f"==> {'re-ranked ' if args.rerank else ''}{describe(result)}")
     if args.output:
-        Path(args.output).write_text(json.dumps(result.metrics("stepwise"), indent=2) + "\n")
+        text = dumps_strict(result.metrics("stepwise"), indent=2) + "\n"
+        atomic_write(args.output, lambda f: f.write(text.encode()))
     return 0
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.resume is None:
+        parser.error("the checkpoint to evaluate is required: --resume PATH (or --checkpoint PATH)")
     console_logging()
     try:
         return run(args)
     except CDSMError as exc:
         print(f"error: {short_message(exc)}", file=sys.stderr)
+        return 2
+    except EvaluationError as exc:
+        print(f"error: cannot evaluate on {args.dataset}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        line = disk_full_line(exc)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
         return 2
 
 

@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -50,13 +51,24 @@ from cdsm.trainer import train_one_epoch
 from cdsm.utils import distributed as du
 from cdsm.utils.checkpoint import FORMAT, load_checkpoint, load_model_state, model_state, save_checkpoint
 from cdsm.utils.logging import report_error, run_logging, tensorboard_writer
+from cdsm.utils.runfiles import (
+    atomic_write,
+    check_fresh_folder,
+    check_resume,
+    disk_full_line,
+    finite_float,
+    remove_stale_tmp,
+)
 from cdsm.utils.seed import get_rng_state, seed_everything, set_rng_state
+from common_eval import EvaluationError
 from common_eval.results import write_results
 
 log = logging.getLogger("cdsm.train")
 HERE = Path(__file__).resolve().parent
 TARGET = {"market1501": "market", "dukemtmcreid": "duke", "msmt17": "msmt17"}
-NOT_IN_CONFIG = ("config", "resume", "resume_ema")
+NOT_IN_CONFIG = ("config", "resume", "resume_ema", "print_config")
+# run plumbing: may differ between a checkpoint and the command that resumes it (all else may not)
+MAY_CHANGE = ("data_dir", "logs_dir", "workers", "num_threads", "device", "no_progress", "print_freq")
 
 
 # ------------------------------------------------------------------------------------ flags
@@ -66,8 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config", action="append", default=[], metavar="YAML",
                    help="YAML preset(s) loaded as defaults, in order (e.g. configs/market.yml)")
+    p.add_argument("--print-config", action="store_true",
+                   help="[added] print the resolved configuration (presets, aliases, flags) as YAML and exit")
     g = p.add_argument_group("data")
-    g.add_argument("-d", "--dataset", type=str, default="dukemtmcreid", choices=datasets.names())
+    g.add_argument("-d", "--dataset", type=datasets.dataset_arg, default="dukemtmcreid",
+                   choices=datasets.names(),
+                   help="the original's names, or [added] market, duke")
     g.add_argument("-b", "--batch-size", type=int, default=2)
     g.add_argument("-j", "--workers", type=int, default=4)
     g.add_argument("--height", type=int, default=256, help="input height")
@@ -77,21 +93,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--mem-instances", type=int, default=2, help="marginal proxies per cluster (K)")
     g.add_argument("--pad", type=int, default=10, help="[added] padding before the random crop")
     g = p.add_argument_group("cluster")
-    g.add_argument("--eps", type=float, default=0.5, help="DBSCAN radius on the Jaccard distance")
-    g.add_argument("--eps-gap", type=float, default=0.02, help="tight/loose radii eps -+ gap (reliability)")
+    g.add_argument("--eps", type=finite_float, default=0.5, help="DBSCAN radius on the Jaccard distance")
+    g.add_argument("--eps-gap", type=finite_float, default=0.02,
+                   help="tight/loose radii eps -+ gap (reliability)")
     g.add_argument("--k1", type=int, default=30, help="Jaccard distance k1")
     g.add_argument("--k2", type=int, default=6, help="Jaccard distance k2")
-    g.add_argument("-rho", type=float, default=2e-3, help="unused by the original (kept for its commands)")
+    g.add_argument("-rho", type=finite_float, default=2e-3,
+                   help="unused by the original (kept for its commands)")
     g.add_argument("--min-samples", type=int, default=4, help="[added] DBSCAN min_samples (original: 4)")
     g = p.add_argument_group("model")
     g.add_argument("-a", "--arch", type=str, default="resnet50", choices=models.names())
     g.add_argument("--pretrained", type=str, default="imagenet",
                    help="[added] 'imagenet' (torchvision IMAGENET1K_V1), 'none' (random init) or a path")
     g.add_argument("--features", type=int, default=0, help="embedding size (0: none, 2048-D BN feature)")
-    g.add_argument("--dropout", type=float, default=0)
-    g.add_argument("--smooth", type=float, default=0, help="> 0: label smoothing (epsilon 0.1)")
-    g.add_argument("--hard-weight", type=float, default=0.5, help="weight w of the marginal (hard) term")
-    g.add_argument("--momentum", type=float, default=0.1, help="memory update momentum m")
+    g.add_argument("--dropout", type=finite_float, default=0)
+    g.add_argument("--smooth", type=finite_float, default=0, help="> 0: label smoothing (epsilon 0.1)")
+    g.add_argument("--hard-weight", type=finite_float, default=0.5,
+                   help="weight w of the marginal (hard) term")
+    g.add_argument("--momentum", type=finite_float, default=0.1, help="memory update momentum m")
     g.add_argument("--pooling-type", type=str, default="gem", choices=("gem", "avg"))
     g.add_argument("--bn-slices", type=int, default=4,
                    help="[added] ghost BatchNorm: training BN statistics per slice of K equal parts of the "
@@ -102,17 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-mb", "--memorybank", type=str, default="CM",
                    help=f"one of {', '.join(memory_names())} (CMhybrid_v5 = CDSM; 'CMhybird_v5' accepted)")
     g = p.add_argument_group("optimizer")
-    g.add_argument("--lr", type=float, default=0.00035, help="Adam learning rate")
-    g.add_argument("--weight-decay", type=float, default=5e-4)
+    g.add_argument("--lr", type=finite_float, default=0.00035, help="Adam learning rate")
+    g.add_argument("--weight-decay", type=finite_float, default=5e-4)
     g.add_argument("--epochs", type=int, default=50)
     g.add_argument("--iters", type=int, default=400)
     g.add_argument("--step-size", type=int, default=20, help="StepLR: lr x 0.1 every step-size epochs")
-    g.add_argument("--ema-decay", type=float, default=0.999, help="[added] largest mean-teacher decay")
+    g.add_argument("--ema-decay", type=finite_float, default=0.999, help="[added] largest mean-teacher decay")
     g = p.add_argument_group("training")
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--print-freq", type=int, default=20)
     g.add_argument("--eval-step", type=int, default=1)
-    g.add_argument("--temp", type=float, default=0.05, help="temperature tau")
+    g.add_argument("--temp", type=finite_float, default=0.05, help="temperature tau")
     g.add_argument("--device", type=str, default="auto", help="[added] auto, cpu, cuda, cuda:N")
     g.add_argument("--num-threads", type=int, default=None, help="[added] torch CPU threads")
     g.add_argument("--scale", type=str, default="paper", choices=("paper", "smoke"),
@@ -121,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("paths")
     g.add_argument("--data-dir", type=str, metavar="PATH", default=str(HERE / "data"),
                    help="folder holding Market-1501-v15.09.15/ etc. (or <name>/<folder> as the original)")
+    g.add_argument("--data-root", dest="data_dir", type=str, metavar="PATH", default=argparse.SUPPRESS,
+                   help="[added] the same as --data-dir (./reproduce.sh's name)")
     g.add_argument("--logs-dir", type=str, metavar="PATH", default=str(HERE / "logs"))
     g.add_argument("--resume", type=str, metavar="PATH", default="",
                    help="checkpoint.pth.tar of a run to continue (original CDSM checkpoint: student weights)")
@@ -150,6 +171,10 @@ def parse_args(argv=None) -> argparse.Namespace:
             defaults[dest] = value
     parser.set_defaults(**defaults)
     args = parser.parse_args(argv)
+    for action in parser._actions:  # presets too: a YAML '.inf' never reaches the run
+        value = getattr(args, action.dest, None)
+        if action.type is finite_float and isinstance(value, (int, float)) and not math.isfinite(value):
+            parser.error(f"argument {'/'.join(action.option_strings)}: {value!r} is not a finite number")
     try:
         args.memorybank, args.memorybank_note = resolve_name(args.memorybank)
     except ValueError as exc:
@@ -209,6 +234,11 @@ def config_of(args) -> dict:
     return {k: v for k, v in vars(args).items() if k not in NOT_IN_CONFIG and k != "memorybank_note"}
 
 
+def write_config(logs_dir: Path, args) -> None:
+    text = yaml.safe_dump(config_of(args), sort_keys=True)
+    atomic_write(logs_dir / "config.yaml", lambda f: f.write(text.encode()))
+
+
 # ------------------------------------------------------------------------------------- run
 def run(args, argv) -> int:
     start = time.perf_counter()
@@ -228,13 +258,21 @@ def run(args, argv) -> int:
             device = torch.device("cuda", torch.cuda.current_device())
     progress = False if args.no_progress or not main_rank else None
     log.info(f"==========\nArgs: {json.dumps(vars(args), indent=1, default=str)}\n==========")
+    # every checkpoint is read (safely) and checked before anything is written
+    ckpt = load_checkpoint(args.resume) if args.resume else None
+    if ckpt is not None and ckpt.get("format") == FORMAT and "args" in ckpt:
+        check_resume(ckpt["args"], config_of(args), MAY_CHANGE)
+    ema_ckpt = load_checkpoint(args.resume_ema) if args.resume_ema else None
+    if main_rank:
+        for path in remove_stale_tmp(logs_dir):
+            log.info(f"==> removed {path.name}, the temporary file of an interrupted write")
     if args.memorybank_note:
         log.warning(f"WARNING: {args.memorybank_note}")
     if args.num_instances > 0 and args.batch_size % args.num_instances:
         log.warning(f"WARNING: batch size {args.batch_size} is not a multiple of --num-instances "
                     f"{args.num_instances}")
     if main_rank:
-        (logs_dir / "config.yaml").write_text(yaml.safe_dump(config_of(args), sort_keys=True))
+        write_config(logs_dir, args)
 
     # data
     dataset = datasets.create(args.dataset, args.data_dir)
@@ -261,8 +299,7 @@ def run(args, argv) -> int:
 
     start_epoch, best, best_epoch, last, initial, history, elapsed = 0, None, -1, None, None, [], 0.0
     resumed = None
-    if args.resume:
-        ckpt = load_checkpoint(args.resume)
+    if ckpt is not None:
         if ckpt.get("format") == FORMAT:
             load_model_state(student, ckpt["student"], args.resume)
             load_model_state(teacher, ckpt["teacher"], args.resume)
@@ -279,8 +316,8 @@ def run(args, argv) -> int:
             start_epoch = int(ckpt.get("epoch", 0))
             log.warning(f"WARNING: {args.resume} is an original CDSM checkpoint: it restores the "
                         "student's weights and the epoch only (no optimizer, teacher or RNG state)")
-    if args.resume_ema:
-        load_model_state(teacher, model_state(load_checkpoint(args.resume_ema), "teacher"), args.resume_ema)
+    if ema_ckpt is not None:
+        load_model_state(teacher, model_state(ema_ckpt, "teacher"), args.resume_ema)
         log.info(f"==> teacher weights from {args.resume_ema}")
 
     writer = tensorboard_writer(logs_dir) if main_rank else NoWriter()
@@ -346,6 +383,11 @@ def run(args, argv) -> int:
         log.info(f"==> epoch {epoch}: {num_clusters} clusters, {clustering.num_outliers}/{len(labels)} "
                  f"outliers, {reliable if reliable is not None else 'n/a'} reliable samples{extra}; "
                  f"lr {lr:g}")
+        if num_clusters == 1:
+            log.warning(f"WARNING: epoch {epoch}: the pseudo-labels collapsed to one cluster "
+                        f"({len(labels) - clustering.num_outliers} of {len(labels)} images): the contrastive "
+                        "loss is 0 and the model does not learn; lower --eps, or check that the training set "
+                        "holds more than one person")
 
         # 6. pseudo-labelled training set (outliers dropped), identity sampler
         items = [(path, int(y), cam, i) for i, ((path, _, cam), y) in enumerate(zip(train, labels)) if y >= 0]
@@ -431,13 +473,36 @@ def run(args, argv) -> int:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    Path(args.logs_dir).mkdir(parents=True, exist_ok=True)
+    if args.print_config:  # nothing read, nothing written
+        print(yaml.safe_dump(config_of(args), sort_keys=True), end="")
+        return 0
+    logs_dir = Path(args.logs_dir)
+    try:
+        if not args.resume:  # a fresh run never writes into a folder that holds a run
+            check_fresh_folder(logs_dir, f"--resume {logs_dir / 'checkpoint.pth.tar'}", "another --logs-dir")
+        logs_dir.mkdir(parents=True, exist_ok=True)
+    except CDSMError as exc:
+        print(f"error: {short_message(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        line = disk_full_line(exc) or f"error: cannot create {logs_dir}: {exc.strerror or exc}"
+        print(line, file=sys.stderr)
+        return 2
     main_rank = int(os.environ.get("RANK", "0")) == 0  # torchrun: process 0 alone writes log.txt
     with run_logging(args.logs_dir, append=bool(args.resume)) if main_rank else contextlib.nullcontext():
         try:
             return run(args, argv)
         except CDSMError as exc:
             report_error(f"error: {short_message(exc)}")
+            return 2
+        except EvaluationError as exc:
+            report_error(f"error: cannot evaluate on {args.dataset}: {exc}")
+            return 2
+        except OSError as exc:
+            line = disk_full_line(exc)
+            if line is None:
+                raise
+            report_error(line)
             return 2
         finally:
             du.cleanup()

@@ -123,6 +123,7 @@ def test_no_cluster(train_script, tiny_root, tmp_path, capsys):
     assert "Traceback" not in err + out
 
 
+@pytest.mark.slow  # trains a network
 @pytest.mark.parametrize("amp", ["off", "bf16"])
 def test_nan_loss_stops_with_a_clear_error(train_script, tiny_root, tmp_path, capsys, amp):
     args = tiny_args(tiny_root, tmp_path / "logs", "--lr", "1e10", "--amp", amp)
@@ -133,6 +134,7 @@ def test_nan_loss_stops_with_a_clear_error(train_script, tiny_root, tmp_path, ca
     assert ("with bf16 on a CPU, inputs under 48 pixels wide" in err) == (amp == "bf16")
 
 
+@pytest.mark.slow  # trains a network
 def test_the_readme_spelling_is_warned_in_the_log(train_script, tiny_root, tmp_path, capsys):
     args = tiny_args(tiny_root, tmp_path / "logs", "--memorybank", "CMhybird_v5", "--epochs", "1")
     rc, out, err = run_main(train_script, args, capsys)
@@ -142,6 +144,7 @@ def test_the_readme_spelling_is_warned_in_the_log(train_script, tiny_root, tmp_p
     assert record["config"]["memorybank"] == "CMhybrid_v5" and record["variant"] is None
 
 
+@pytest.mark.slow  # trains a network
 @pytest.mark.parametrize("bank", ["CM", "CMhard", "CMhybrid", "CMhybrid_v2", "CMhybrid_v3", "CMhybrid_v4"])
 def test_every_memory_bank_runs(train_script, tiny_root, tmp_path, capsys, bank):
     args = tiny_args(tiny_root, tmp_path / "logs", "--memorybank", bank, "--epochs", "1", "--iters", "1")
@@ -151,6 +154,7 @@ def test_every_memory_bank_runs(train_script, tiny_root, tmp_path, capsys, bank)
     assert "n/a reliable samples" in out   # the reliability criterion belongs to CMhybrid_v5
 
 
+@pytest.mark.slow  # trains a network
 def test_run_outputs_and_test_script(train_script, test_script, tiny_root, tmp_path, capsys):
     logs = tmp_path / "logs"
     rc, out, err = run_main(train_script, tiny_args(tiny_root, logs), capsys)
@@ -180,6 +184,7 @@ def test_run_outputs_and_test_script(train_script, test_script, tiny_root, tmp_p
     assert rc == 0 and "re-ranked mAP" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # trains a network
 def test_tensorboard_scalars_without_tensorflow(train_script, tiny_root, tmp_path, capsys):
     logs = tmp_path / "logs"
     assert train_script.main(tiny_args(tiny_root, logs, "--epochs", "1")) == 0

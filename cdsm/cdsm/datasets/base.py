@@ -116,6 +116,10 @@ def parse_market_style(directory: Path, pattern: str, num_cams: int) -> list[Ite
     """Every ``*.jpg`` of a folder whose name starts with ``<pid>_c<cam>``; pid -1 dropped.
 
     pattern: the original's regex (two groups: pid, camera); cameras must be 1..num_cams.
+    As the original's ``glob('*.jpg')``, names ending in ``.jpg.jpg`` (24 of Market's query and
+    test images in some copies, e.g. ``1488_c1s6_023021_00.jpg.jpg``) are read like the others;
+    other files (``Thumbs.db``) are ignored. A name whose pid field is not a number (the regex
+    ``[-0-9]+`` also matches ``00-8``) names the file instead of the original's int() crash.
     """
     regex = re.compile(pattern)
     items = []
@@ -124,7 +128,12 @@ def parse_market_style(directory: Path, pattern: str, num_cams: int) -> list[Ite
         if m is None:
             raise DatasetError(f"{path}: file name does not follow the naming rule "
                                f"'<pid>_c<camera>...' of {directory.parent.name}")
-        pid, cam = int(m.group(1)), int(m.group(2))
+        try:
+            pid, cam = int(m.group(1)), int(m.group(2))
+        except ValueError:
+            raise DatasetError(f"{path}: file name does not follow the naming rule '<pid>_c<camera>...' "
+                               f"of {directory.parent.name}: the pid field {m.group(1)!r} is not a number; "
+                               "rename or remove the file") from None
         if pid == -1:
             continue  # junk
         if not 1 <= cam <= num_cams:

@@ -29,7 +29,11 @@ def read_list(root: Path, list_name: str, image_dir: str):
         parts = line.split()
         if len(parts) != 2:
             raise DatasetError(f"{path}:{n}: expected '<pid>/<image name> <pid>', got {line!r}")
-        rel, pid = parts[0], int(parts[1])
+        rel = parts[0]
+        try:
+            pid = int(parts[1])
+        except ValueError:
+            raise DatasetError(f"{path}:{n}: the pid {parts[1]!r} is not a number") from None
         fields = Path(rel).name.split("_")
         if len(fields) < 3 or not fields[2].isdigit():
             raise DatasetError(f"{path}:{n}: image name {rel!r} lacks the camera field "

@@ -58,13 +58,10 @@ def read_state_dict(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise PretrainedWeightsError(f"pretrained weights file {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unreadable file gets the same message
-        raise PretrainedWeightsError(
-            f"cannot read pretrained weights {path} as a PyTorch state dict ({exc}). Legacy "
-            "pickled checkpoints are not loaded for safety; re-save the state dict with "
-            "torch.save(state_dict, path)") from None
+    # weights_only=True: a file whose unpickling would run code is refused (one error line)
+    from ..utils.checkpoint import LEGACY_GLOBALS
+    from ..utils.runfiles import safe_torch_load
+    obj = safe_torch_load(path, allowed=LEGACY_GLOBALS)
     if isinstance(obj, dict):
         for key in ("state_dict", "model"):
             if key in obj and isinstance(obj[key], dict):

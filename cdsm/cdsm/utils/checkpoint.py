@@ -1,42 +1,58 @@
-"""Checkpoints: written atomically (a temporary file in the same folder, then os.replace), read
-with ``weights_only=True`` (tensors, numbers, strings, lists and dicts only)."""
+"""Checkpoints: written atomically (``runfiles.atomic_write``: a temporary file in the same folder,
+the umask's mode, then os.replace; a full disk is one line and the previous file stays), read with
+``weights_only=True`` (``runfiles.safe_torch_load``: tensors, numbers, strings, lists and dicts;
+numpy scalars, which the original CDSM stored as ``best_mAP``, are allowed by name)."""
 from __future__ import annotations
 
-import os
-import tempfile
+import errno
+import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import CheckpointError
+from .runfiles import atomic_write, safe_torch_load
 
 FORMAT = "cdsm-checkpoint-1"
 
 
+def _numpy_scalar_globals() -> list:
+    """What unpickling a numpy scalar needs (the original's ``'best_mAP': np.mean(aps)``): the
+    scalar reconstructor under its numpy 2 and numpy 1 module names, and ``numpy.dtype``."""
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import scalar
+    return [(scalar, "numpy._core.multiarray.scalar"), (scalar, "numpy.core.multiarray.scalar"), np.dtype,
+            *(type(np.dtype(c)) for c in "?bhilqBHILQefdgFDG")]
+
+
+LEGACY_GLOBALS = _numpy_scalar_globals()
+
+
 def save_checkpoint(state: dict, path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+
+    def write(f):
+        try:
+            torch.save(state, f)
+        except RuntimeError as exc:
+            # torch reports a failed write of its zip container as a RuntimeError ("[enforce fail
+            # at inline_container.cc:...] . unexpected pos" / "file write failed"): an OSError
+            # again, ENOSPC when the disk is (nearly) full, so that atomic_write prints its line
+            text = str(exc)
+            if "unexpected pos" not in text and "write failed" not in text:
+                raise
+            full = shutil.disk_usage(path.parent).free < 16 * 2**20
+            raise OSError(errno.ENOSPC if full else errno.EIO,
+                          "No space left on device" if full else text.splitlines()[0]) from None
+
+    return atomic_write(path, write)
 
 
 def load_checkpoint(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unreadable file gets the same message
-        raise CheckpointError(f"cannot read checkpoint {path} ({exc}); it may be truncated or "
-                              "not a PyTorch checkpoint") from None
+    obj = safe_torch_load(path, allowed=LEGACY_GLOBALS)
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} is not a checkpoint (a dict), got {type(obj).__name__}")
     return obj

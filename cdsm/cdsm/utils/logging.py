@@ -67,7 +67,10 @@ def report_error(message: str) -> None:
     """Prints ``message`` on stderr and, inside ``run_logging``, also into log.txt."""
     print(message, file=sys.stderr)
     if isinstance(sys.stdout, Tee):
-        sys.stdout.file.write(message + "\n")
+        try:
+            sys.stdout.file.write(message + "\n")
+        except OSError:  # a full disk: the line on stderr is what counts
+            pass
 
 
 def console_logging(level=logging.INFO) -> None:
