@@ -25,7 +25,7 @@ case "$target" in
   *) die "3C reports market, msmt17 and veri, not '$target'" ;;
 esac
 
-data_root="" logs="" smoke=0 cluster=hdc nproc=1 pass=()
+data_root="" logs="" smoke=0 cluster=hdc nproc=1 pass=() resume=0 print_config=0 seed=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; data_root="$2"; shift 2 ;;
@@ -35,10 +35,13 @@ while [[ $# -gt 0 ]]; do
     --cluster) [[ $# -ge 2 ]] || die "--cluster needs hdc, dbscan or kmeans"; cluster="$2"; shift 2 ;;
     --cluster=*) cluster="${1#*=}"; shift ;;
     --smoke) smoke=1; shift ;;
+    --resume) resume=1; shift ;;
+    --print-config) print_config=1; shift ;;
+    --seed) [[ $# -ge 2 ]] || die "--seed needs a number"; seed=(--seed "$2"); shift 2 ;;
     --nproc) [[ $# -ge 2 ]] || die "--nproc needs a number of processes"; nproc="$2"; shift 2 ;;
     --nproc=*) nproc="${1#*=}"; shift ;;
     --) shift; pass=("$@"); break ;;
-    *) die "unknown option '$1' (3C's method options are --cluster hdc|dbscan|kmeans and --nproc N; put train.py flags after --)" ;;
+    *) die "unknown option '$1' (3C's method options are --cluster hdc|dbscan|kmeans, --nproc N, --resume, --seed N and --print-config; put train.py flags after --)" ;;
   esac
 done
 case "$cluster" in
@@ -49,13 +52,21 @@ esac
 [[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive number of processes (GPUs), not '$nproc'"
 [[ -x "$PY" ]] || die "no Python at $PY; run ./reproduce.sh setup first (or set CCC_PYTHON)"
 launch=("$PY")
-(( nproc > 1 )) && launch=("$PY" -m torch.distributed.run --standalone --nproc_per_node="$nproc")
+(( nproc > 1 && print_config == 0 )) && launch=("$PY" -m torch.distributed.run --standalone --nproc_per_node="$nproc")
 cmd=("${launch[@]}" examples/train.py --config "configs/$cluster/$target.yml")
 if [[ $smoke == 1 ]]; then
   cmd+=(--config configs/smoke.yml)
   [[ -f "$HERE/configs/smoke_$cluster.yml" ]] && cmd+=(--config "configs/smoke_$cluster.yml")
 fi
 [[ -n "$data_root" ]] && cmd+=(--root-dir "$(realpath -m "$data_root")")
-[[ -n "$logs" ]] && cmd+=(--log-dir "$(realpath -m "$logs")-$cluster")
+run_dir=""
+[[ -n "$logs" ]] && run_dir="$(realpath -m "$logs")-$cluster" && cmd+=(--log-dir "$run_dir")
+if [[ $resume == 1 ]]; then
+  [[ -n "$run_dir" ]] || die "--resume needs --logs-dir (the folder of the run to continue)"
+  cmd+=(--resume "$run_dir/checkpoint.pth.tar")
+fi
+[[ $print_config == 1 ]] && cmd+=(--print-config)
+cmd+=("${seed[@]}")
+[[ $print_config == 1 || -z "$run_dir" ]] || echo "-> $run_dir"
 cd "$HERE"
 exec "${cmd[@]}" "${pass[@]}"

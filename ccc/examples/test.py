@@ -13,7 +13,6 @@ config: --eval-dist, --rerank (race-free and memory-bounded here, through common
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -26,7 +25,9 @@ from ccc.errors import CCCError, short_message
 from ccc.evaluation import describe, evaluate_model
 from ccc.utils.checkpoint import FORMAT, load_checkpoint, load_model_state, model_state
 from ccc.utils.logging import console_logging
+from ccc.utils.runfiles import atomic_write, disk_full_line, dumps_strict
 from ccc.utils.seed import seed_everything
+from common_eval import EvaluationError
 
 log = logging.getLogger("ccc.test")
 MODEL_FLAGS = ("arch", "pooling_type", "height", "width")
@@ -40,9 +41,13 @@ def none_or_str(text):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Evaluate a 3C checkpoint",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--dataset", type=str, default="market1501", choices=datasets.names())
-    p.add_argument("--root-dir", type=str, default=str(Path.home() / "Dataset"))
-    p.add_argument("--resume", type=str, required=True, metavar="PATH", help="checkpoint to evaluate")
+    p.add_argument("--dataset", type=lambda t: {"market": "market1501"}.get(t, t), default="market1501",
+                   choices=datasets.names(), help="(market [added]: alias of market1501)")
+    p.add_argument("--root-dir", "--data-root", dest="root_dir", type=str,
+                   default=str(Path.home() / "Dataset"),
+                   help="(--data-root [added]: alias)")
+    p.add_argument("--resume", "--checkpoint", dest="resume", type=str, required=True, metavar="PATH",
+                   help="checkpoint to evaluate (--checkpoint [added]: alias)")
     p.add_argument("--arch", type=str, default=None, choices=models.names(),
                    help="default: the checkpoint's, else resnet50")
     p.add_argument("--pooling-type", type=str, default=None, choices=("avg", "gem"),
@@ -85,7 +90,8 @@ def run(args) -> int:
                             rerank=args.rerank)
     log.info(f"==> {'re-ranked ' if args.rerank else ''}{describe(result)}")
     if args.output:
-        Path(args.output).write_text(json.dumps(result.metrics("stepwise"), indent=2) + "\n")
+        text = dumps_strict(result.metrics("stepwise"), indent=2) + "\n"
+        atomic_write(args.output, lambda f: f.write(text.encode()))
     return 0
 
 
@@ -96,6 +102,16 @@ def main(argv=None) -> int:
         return run(args)
     except CCCError as exc:
         print(f"error: {short_message(exc)}", file=sys.stderr)
+        return 2
+    except EvaluationError as exc:
+        print(f"error: cannot evaluate on {args.dataset} ({exc}); check the query/ and gallery folders "
+              f"under --root-dir {args.root_dir}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        line = disk_full_line(exc)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
         return 2
 
 

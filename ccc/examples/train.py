@@ -41,6 +41,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -64,7 +65,16 @@ from ccc.utils import distributed as du
 from ccc.utils.checkpoint import FORMAT, load_checkpoint, load_model_state, save_checkpoint
 from ccc.utils.logging import report_error, run_logging, tensorboard_writer
 from ccc.utils.lr_scheduler import build_scheduler
+from ccc.utils.runfiles import (
+    atomic_write,
+    check_fresh_folder,
+    check_resume,
+    disk_full_line,
+    finite_float,
+    remove_stale_tmp,
+)
 from ccc.utils.seed import get_rng_state, seed_everything, set_rng_state
+from common_eval import EvaluationError
 from common_eval.results import write_results
 
 log = logging.getLogger("ccc.train")
@@ -72,7 +82,11 @@ HERE = Path(__file__).resolve().parent
 TARGET = {"market1501": "market", "msmt17": "msmt17", "veri": "veri"}
 CLUSTERS = ("hdc", "dbscan", "kmeans")
 DEFAULT_LOG_DIR = {"hdc": "logs/log", "dbscan": "logs/log_dbscan", "kmeans": "logs/log_kmeans"}
-NOT_IN_CONFIG = ("config", "resume")
+NOT_IN_CONFIG = ("config", "resume", "print_config")
+# run plumbing: what --resume lets a command change (README, "Runs and resume")
+MAY_CHANGE = ("log_dir", "ckpt_dir", "root_dir", "num_workers", "num_threads", "device", "print_freq",
+              "no_progress", "notes")
+DATASET_ALIASES = {"market": "market1501"}   # the wrapper's short names [added]
 STREAMS = {"cluster": 1, "sampler": 2, "augment": 3}   # independent seed streams per epoch
 
 
@@ -81,6 +95,10 @@ def none_or(kind):
         return None if text in (None, "None", "none", "") else kind(text)
     parse.__name__ = kind.__name__
     return parse
+
+
+def dataset_name(text: str) -> str:
+    return DATASET_ALIASES.get(text, text)
 
 
 # ------------------------------------------------------------------------------------ flags
@@ -103,9 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="[added] 'imagenet' (--resnet-pretrained), 'none' (random init) or a state-dict path")
     g.add_argument("--pooling-type", type=str, default="gem", choices=("avg", "gem"))
     g = p.add_argument_group("data")
-    g.add_argument("--root-dir", type=str, default=str(Path.home() / "Dataset"),
-                   help="folder holding Market-1501-v15.09.15/, MSMT17_V1/, VeRi/")
-    g.add_argument("--dataset", type=str, default="market1501", choices=datasets.names())
+    g.add_argument("--root-dir", "--data-root", dest="root_dir", type=str,
+                   default=str(Path.home() / "Dataset"),
+                   help="folder holding Market-1501-v15.09.15/, MSMT17_V1/, VeRi/ (--data-root [added]: "
+                        "alias)")
+    g.add_argument("--dataset", type=dataset_name, default="market1501", choices=datasets.names(),
+                   help="(market [added]: alias of market1501)")
     g.add_argument("--height", type=int, default=256)
     g.add_argument("--width", type=int, default=128)
     g.add_argument("--pad", type=int, default=10, help="[added] padding before the random crop (3C: 10)")
@@ -119,18 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cm-mode", type=str, default="hd_camera", choices=memory_names(),
                    help="memory update: cm = Vanilla, cm_hard = Hard, tccl_camera = TCCL, hd_camera = CHD "
                         "(cm_camera, cm_hard_camera: in 3C's code, not its command line)")
-    g.add_argument("--cm-temperature", type=float, default=0.05)
-    g.add_argument("--cm-momentum", type=float, default=0.1)
+    g.add_argument("--cm-temperature", type=finite_float, default=0.05)
+    g.add_argument("--cm-momentum", type=finite_float, default=0.1)
     g = p.add_argument_group("clustering")
     g.add_argument("--num-clusters", type=int, default=750, help="K of HDC / k-means")
-    g.add_argument("--dbscan-eps", type=float, default=0.6)
+    g.add_argument("--dbscan-eps", type=finite_float, default=0.6)
     g.add_argument("--cluster-min-instances", type=int, default=4,
                    help="DBSCAN min_samples; smaller HDC / k-means clusters become outliers")
     g.add_argument("--warmup-with-dbscan", action=argparse.BooleanOptionalAction, default=False,
                    help="DBSCAN instead of HDC / k-means for the first --warmup-iters epochs")
     g.add_argument("--hdc-camera-version", type=none_or(str), default=None,
                    help="only None is wired up in 3C")
-    g.add_argument("--threshold", type=none_or(float), default=None,
+    g.add_argument("--threshold", type=none_or(finite_float), default=None,
                    help="fixed POD threshold (None: mean + std)")
     g.add_argument("--hdc-similarity", type=str, default="Euler Cosine", choices=SIMILARITIES)
     g.add_argument("--hdc-max-iter", type=int, default=80)
@@ -147,14 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=999)
     g.add_argument("--num-epochs", type=int, default=70)
     g.add_argument("--iters", type=int, default=200)
-    g.add_argument("--lr", type=float, default=3.5e-4)
-    g.add_argument("--lr-weight-decay", type=float, default=5e-4)
+    g.add_argument("--lr", type=finite_float, default=3.5e-4)
+    g.add_argument("--lr-weight-decay", type=finite_float, default=5e-4)
     g.add_argument("--lr-steps", type=int, default=20)
-    g.add_argument("--lr-gamma", type=float, default=0.1)
+    g.add_argument("--lr-gamma", type=finite_float, default=0.1)
     g.add_argument("--warmup-version", type=str, default="v1", choices=("v1", "v2"))
     g.add_argument("--warmup-iters", type=int, default=10, help="epochs of LR warm-up (and DBSCAN warm-up)")
-    g.add_argument("--warmup-factor", type=float, default=0.1)
-    g.add_argument("--warmup-lr-factor", type=float, default=1.0, help="v2 only")
+    g.add_argument("--warmup-factor", type=finite_float, default=0.1)
+    g.add_argument("--warmup-lr-factor", type=finite_float, default=1.0, help="v2 only")
     g = p.add_argument_group("evaluation")
     g.add_argument("--eval-start-epoch", type=int, default=0)
     g.add_argument("--eval-step-epoch", type=int, default=5)
@@ -185,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--scale", type=str, default="paper", choices=("paper", "smoke"),
                    help="[added] recorded in results.json")
     g.add_argument("--no-progress", action="store_true", help="[added] no tqdm bars")
+    g.add_argument("--print-config", action="store_true",
+                   help="[added] print the resolved configuration (presets, aliases and flags applied) as "
+                        "YAML and exit, touching neither data nor logs")
     return p
 
 
@@ -209,6 +233,9 @@ def parse_args(argv=None) -> argparse.Namespace:
             defaults[dest] = value
     parser.set_defaults(**defaults)
     args = parser.parse_args(argv)
+    for key, value in vars(args).items():   # YAML presets bypass the flags' types: .inf, .nan
+        if isinstance(value, float) and not math.isfinite(value):
+            parser.error(f"--{key.replace('_', '-')}: {value!r} is not a finite number")
     if args.log_dir is None:
         args.log_dir = DEFAULT_LOG_DIR[args.cluster]
     if args.hdc_camera_version is not None:
@@ -334,7 +361,8 @@ def check_cluster_count(args, n_train: int) -> None:
 
 
 # ------------------------------------------------------------------------------------- run
-def run(args, argv) -> int:
+def run(args, argv, ckpt=None) -> int:
+    """The run; ``ckpt``: the checkpoint of --resume, already loaded and checked by ``preflight``."""
     start = time.perf_counter()
     log_dir = Path(args.log_dir)
     ckpt_dir = Path(args.ckpt_dir) if args.ckpt_dir else log_dir
@@ -358,7 +386,11 @@ def run(args, argv) -> int:
         log.warning(f"WARNING: --batch-size {args.batch_size} is not a multiple of --num-instances "
                     f"{args.num_instances}")
     if main_rank:
-        (log_dir / "config.yaml").write_text(yaml.safe_dump(config_of(args), sort_keys=True))
+        for folder in sorted({log_dir, ckpt_dir}):
+            for gone in remove_stale_tmp(folder):
+                log.info(f"==> removed {gone}, the temporary file of a write that was interrupted")
+        text = yaml.safe_dump(config_of(args), sort_keys=True)
+        atomic_write(log_dir / "config.yaml", lambda f: f.write(text.encode()))
     if world > 1:
         log.info(f"==> torchrun: {world} processes ({device.type}), {args.batch_size // world} images and "
                  f"{args.bn_slices // world} BN slice(s) per process")
@@ -386,10 +418,8 @@ def run(args, argv) -> int:
     start_epoch, best, best_epoch, last, initial, history, elapsed = 0, None, -1, None, None, [], 0.0
     memory = labels = resumed = None
     if args.resume:
-        ckpt = load_checkpoint(args.resume)
-        if ckpt.get("format") != FORMAT:
-            raise CheckpointError(f"{args.resume} is not a checkpoint of this reproduction (an original 3C "
-                                  "model_best.pth holds weights only; evaluate it with examples/test.py)")
+        if ckpt is None:
+            ckpt = preflight(args)
         load_model_state(model, ckpt["model"], args.resume)
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -451,6 +481,12 @@ def run(args, argv) -> int:
                 raise result
             labels, centroids, info = result
         num_clusters, num_outliers = len(centroids), int((labels < 0).sum())
+        if num_clusters == 1 and main_rank:
+            log.warning(f"WARNING: epoch {epoch}: the pseudo-labels collapsed to ONE cluster "
+                        f"({len(labels) - num_outliers} images, {num_outliers} outliers): the contrastive "
+                        "loss against a one-entry memory is 0 and nothing is learnt this epoch; "
+                        + ("raise --num-clusters" if info["method"] in ("HDC", "k-means")
+                           else "lower --dbscan-eps"))
 
         # 3. cluster memory = L2norm(centroids); outliers leave the training set
         memory = create_memory(args.cm_mode, model.num_features, num_clusters, temp=args.cm_temperature,
@@ -558,19 +594,61 @@ def run(args, argv) -> int:
     return 0
 
 
+def preflight(args):
+    """Before anything is written: a fresh run refuses a folder that holds a run; --resume loads
+    its checkpoint safely and refuses a command whose settings differ from the checkpoint's
+    (except run plumbing, MAY_CHANGE). Returns the checkpoint (None for a fresh run)."""
+    log_dir = Path(args.log_dir)
+    ckpt_dir = Path(args.ckpt_dir) if args.ckpt_dir else log_dir
+    own = ckpt_dir / "checkpoint.pth.tar"
+    ckpt = None
+    if args.resume:
+        ckpt = load_checkpoint(args.resume)
+        if ckpt.get("format") != FORMAT:
+            raise CheckpointError(f"{args.resume} is not a checkpoint of this reproduction (an original 3C "
+                                  "model_best.pth holds weights only; evaluate it with examples/test.py)")
+        if isinstance(ckpt.get("args"), dict):
+            check_resume(ckpt["args"], config_of(args), MAY_CHANGE)
+        if own.exists() and own.samefile(args.resume):
+            return ckpt   # continuing the run of this folder
+    for folder in dict.fromkeys((log_dir, ckpt_dir)):
+        check_fresh_folder(folder, f"--resume {own}", "another --log-dir")
+    return ckpt
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    Path(args.log_dir).mkdir(parents=True, exist_ok=True)
+    if args.print_config:
+        sys.stdout.write(yaml.safe_dump(config_of(args), sort_keys=True))
+        return 0
+    try:
+        ckpt = preflight(args)   # nothing written yet
+    except CCCError as exc:
+        print(f"error: {short_message(exc)}", file=sys.stderr)
+        return 2
     main_rank = int(os.environ.get("RANK", "0")) == 0   # torchrun: rank 0 alone writes log.txt
-    with run_logging(args.log_dir, append=bool(args.resume)) if main_rank else contextlib.nullcontext():
-        try:
-            return run(args, argv)
-        except CCCError as exc:
-            report_error(f"error: {short_message(exc)}")
-            return 2
-        finally:
-            du.cleanup()
+    try:
+        Path(args.log_dir).mkdir(parents=True, exist_ok=True)
+        with run_logging(args.log_dir, append=bool(args.resume)) if main_rank else contextlib.nullcontext():
+            try:
+                return run(args, argv, ckpt)
+            except CCCError as exc:
+                report_error(f"error: {short_message(exc)}")
+                return 2
+            except EvaluationError as exc:
+                report_error(f"error: cannot evaluate on {args.dataset} ({exc}); check the query/ and "
+                             f"gallery folders under --root-dir {args.root_dir}")
+                return 2
+            finally:
+                del ckpt
+                du.cleanup()
+    except OSError as exc:   # the log file, TensorBoard, results.json: a full disk is one line
+        line = disk_full_line(exc)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -183,7 +183,7 @@ def small_tmpfs(tmp_path):
     try:
         yield mnt
     finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(small_tmpfs):
@@ -293,7 +293,7 @@ def read_only_root(tiny_root, tmp_path):
             (ro / "probe").write_text("x")
         yield ro
     finally:
-        subprocess.run(["umount", str(ro)], check=False)
+        subprocess.run(["umount", "-l", str(ro)], check=False)
 
 
 def listing(root: Path):

@@ -64,3 +64,23 @@ def tiny_run(train_script, tiny_root, tmp_path_factory) -> Path:
     logs = tmp_path_factory.mktemp("tiny_run") / "full"
     assert train_script.main(tiny_args(tiny_root, logs, "--num-epochs", "3")) == 0
     return logs
+
+
+def check_best_and_last(logs: Path, record: dict, ckpt_dir: Path | None = None) -> None:
+    """results.json's best and last against the run's own records (each can fail if the
+    bookkeeping is wrong): best = the maximum over the scheduled evaluations of the per-epoch
+    history and equals the metrics of its recorded best epoch; last = the last history entry;
+    model_best.pth.tar holds the metrics, epoch and weights' record that results.json reports."""
+    history = record["history"]
+    scheduled = [h for h in history if h.get("scheduled_eval")]
+    assert scheduled, "no scheduled evaluation in the history"
+    best, last = record["common"], record["last"]
+    assert best["mAP"] == max(h["mAP"] for h in scheduled)
+    entry = history[record["best_epoch"]]
+    assert entry["epoch"] == record["best_epoch"] and entry["scheduled_eval"] is True
+    assert (best["mAP"], best["rank1"]) == (entry["mAP"], entry["rank1"])
+    assert (last["mAP"], last["rank1"]) == (history[-1]["mAP"], history[-1]["rank1"])
+    assert history[-1]["epoch"] == record["epochs"] - 1
+    snapshot = torch.load((ckpt_dir or logs) / "model_best.pth.tar", weights_only=True)
+    assert snapshot["epoch"] == record["best_epoch"] + 1
+    assert snapshot["metrics"] == best

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import CCC_DIR, tiny_args
+from conftest import CCC_DIR, check_best_and_last, tiny_args
 
 COMMON = ("--arch resnet50 --resnet-pretrained V1 --pooling-type gem --cm-mode hd_camera --loss-with-camera "
           "--root-dir $HOME/Dataset")
@@ -181,6 +181,7 @@ def test_hdc_every_sample_peripheral(train_script, tiny_root, tmp_path, capsys):
     assert rc == 2 and "HDC (K 12) left no cluster at epoch 0" in err and "--threshold" in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("amp", ["off", "bf16"])
 def test_nan_loss_stops_with_a_clear_error(train_script, tiny_root, tmp_path, capsys, amp):
     args = tiny_args(tiny_root, tmp_path / "logs", "--lr", "1e12", "--amp", amp)
@@ -191,6 +192,7 @@ def test_nan_loss_stops_with_a_clear_error(train_script, tiny_root, tmp_path, ca
     assert ("with bf16 on a CPU, inputs under 48 pixels wide" in err) == (amp == "bf16")
 
 
+@pytest.mark.slow
 def test_run_outputs_and_test_script(tiny_run, test_script, tiny_root, tmp_path, capsys):
     logs = tiny_run
     record = json.loads((logs / "results.json").read_text())
@@ -207,6 +209,7 @@ def test_run_outputs_and_test_script(tiny_run, test_script, tiny_root, tmp_path,
         assert {"clusters", "outliers", "extract_s", "cluster_s", "train_s", "mAP"} <= set(h)
     assert record["common"]["mAP"] == max(h["mAP"] for h in record["history"])
     assert record["last"]["mAP"] == h2["mAP"]
+    check_best_and_last(logs, record)
     log = (logs / "log.txt").read_text()
     assert "==> epoch 0: DBSCAN warm-up" in log and "==> epoch 1: HDC" in log and "time extract" in log
     assert yaml.safe_load((logs / "config.yaml").read_text())["cluster"] == "hdc"
@@ -223,6 +226,7 @@ def test_run_outputs_and_test_script(tiny_run, test_script, tiny_root, tmp_path,
     assert rc == 0 and "re-ranked mAP" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_an_original_checkpoint_with_mangled_keys(tiny_run, test_script, tiny_root, tmp_path):
     """3C saves {k.strip('module.'): v}; test.py reads it (num_batches_track -> ..._tracked)."""
     import torch
@@ -240,6 +244,7 @@ def test_an_original_checkpoint_with_mangled_keys(tiny_run, test_script, tiny_ro
     assert (tmp_path / "a").read_text() == (tmp_path / "b").read_text()
 
 
+@pytest.mark.slow
 def test_tensorboard_scalars_without_tensorflow(tiny_run):
     code = ("from tensorboard.backend.event_processing.event_accumulator import EventAccumulator;"
             f"e = EventAccumulator({str(tiny_run)!r}); e.Reload(); print(sorted(e.Tags()['scalars']))")
@@ -250,6 +255,7 @@ def test_tensorboard_scalars_without_tensorflow(tiny_run):
     assert "tensorflow" not in sys.modules
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cluster", ["dbscan", "kmeans"])
 def test_the_other_variants_run(train_script, tiny_root, tmp_path, capsys, cluster):
     extra = ["--num-epochs", "1", "--warmup-iters", "0"] if cluster == "kmeans" else ["--num-epochs", "1"]

@@ -125,7 +125,7 @@ def tmpfs(tmp_path):
     try:
         yield mount
     finally:
-        subprocess.run(["umount", str(mount)], check=False)
+        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(tmpfs):

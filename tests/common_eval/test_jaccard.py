@@ -262,3 +262,41 @@ def test_rerank_bad_input():
         k_reciprocal_rerank(np.full((2, 3), np.nan), np.zeros((2, 2)), np.zeros((3, 3)))
     with pytest.raises(ValueError, match="lambda"):
         k_reciprocal_rerank(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((3, 3)), lambda_value=2)
+
+
+# ------------------------------------------------------------------- float32 arithmetic
+
+def dense_minsum(V):
+    """SpCL's sum-of-minima loop on a dense V in V's dtype: columns of row i ascending."""
+    N = len(V)
+    support = [np.where(V[:, c] != 0)[0] for c in range(N)]
+    J = np.zeros((N, N), dtype=V.dtype)
+    for i in range(N):
+        s = np.zeros(N, dtype=V.dtype)
+        for c in np.where(V[i] != 0)[0]:
+            s[support[c]] = s[support[c]] + np.minimum(V[i, c], V[support[c], c])
+        J[i] = 1 - s / (2 - s)
+    J[J < 0] = 0
+    return J
+
+
+def test_jaccard_from_encoding_float32_is_the_dense_float32_loop_bit_for_bit():
+    from common_eval.jaccard import jaccard_from_encoding
+    rng = np.random.default_rng(7)
+    N = 120
+    V = np.zeros((N, N), dtype=np.float32)
+    for i in range(N):  # sparse rows; near-duplicate rows summing to ~1 in float32
+        cols = rng.choice(N, size=rng.integers(3, 12), replace=False)
+        w = rng.random(len(cols)).astype(np.float32)
+        V[i, cols] = w / w.sum(dtype=np.float32)
+        if i % 3 == 1:
+            V[i] = V[i - 1]
+    ref = dense_minsum(V)
+    J = jaccard_from_encoding(sparse.csr_matrix(V), output="dense", num_threads=2)
+    np.testing.assert_array_equal(J, ref)  # float32: every addition rounded as the loop's
+    S = jaccard_from_encoding(sparse.csr_matrix(V))
+    np.testing.assert_array_equal(to_dense(S), ref)
+    # float64 V: the float64 loop, rounded to float32 at the end
+    J64 = jaccard_from_encoding(sparse.csr_matrix(V.astype(np.float64)), output="dense")
+    np.testing.assert_array_equal(J64, dense_minsum(V.astype(np.float64)).astype(np.float32))
+    assert (J == 0).sum() != (J64 == 0).sum() or not np.array_equal(J, J64)

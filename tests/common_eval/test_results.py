@@ -95,7 +95,7 @@ def small_tmpfs(tmp_path):
     try:
         yield mnt
     finally:
-        subprocess.run(["umount", str(mnt)], check=True)
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
 
 
 def test_atomic_write_on_a_full_disk_keeps_the_previous_file(small_tmpfs):

@@ -46,7 +46,7 @@ def readonly_mount(src: Path, dst: Path):
             pytest.skip("remounting read-only is not permitted here")
         yield dst
     finally:
-        subprocess.run(["umount", str(dst)], capture_output=True)
+        subprocess.run(["umount", "-l", str(dst)], capture_output=True)
 
 
 def tree_snapshot(root: Path) -> dict:

@@ -201,7 +201,7 @@ def small_tmpfs(tmp_path):
     try:
         yield d
     finally:
-        subprocess.run(["umount", str(d)], capture_output=True)
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)
 
 
 def test_a_full_disk_is_one_line_and_keeps_the_previous_file(small_tmpfs):

@@ -49,6 +49,9 @@ class ReIDImageDataset:
         if verbose:
             log.info(self.statistics())
         self.check_counts()
+        if self.info(self.train)[0] == 1:
+            log.warning(f"WARNING: the training split of {self.root} holds a single identity: a re-ID "
+                        "model cannot learn to tell people apart from it (an incomplete copy?)")
 
     def load(self, root: Path) -> tuple[list[Item], list[Item], list[Item]]:
         raise NotImplementedError
@@ -117,6 +120,11 @@ def parse_market_style(directory: Path, pattern: str, num_cams: int,
                        max_pid: int | None = None) -> list[Item]:
     """Every ``*.jpg`` of a folder whose name starts with ``<pid>_c<cam>``; pid -1 dropped.
 
+    As the original's ``glob('*.jpg')`` + ``re.search``: names ending in ``.jpg.jpg`` (found in some
+    Market copies) are read like any other; other files (``Thumbs.db``, lists) are ignored. The
+    original searches the whole path and crashes (``int()``) on a name such as ``00-8_c1...``;
+    here only the file name is searched and such a name is a DatasetError that names the file.
+
     pattern: the original's regex (two groups: pid, camera); cameras must be 1..num_cams and pids
     at most ``max_pid`` (the original's asserts).
     """
@@ -124,10 +132,12 @@ def parse_market_style(directory: Path, pattern: str, num_cams: int,
     items = []
     for path in directory.glob("*.jpg"):
         m = regex.search(path.name)
-        if m is None:
+        try:
+            pid, cam = int(m.group(1)), int(m.group(2))
+        except (AttributeError, ValueError):   # no match, or e.g. '00-8_c1...' (the original: int() crash)
             raise DatasetError(f"{path}: file name does not follow the naming rule "
-                               f"'<pid>_c<camera>...' of {directory.parent.name}")
-        pid, cam = int(m.group(1)), int(m.group(2))
+                               f"'<pid>_c<camera>...' of {directory.parent.name} (pid and camera must be "
+                               "integers, -1 for junk); rename or remove the file") from None
         if pid == -1:
             continue  # junk
         if not 1 <= cam <= num_cams:

@@ -11,6 +11,10 @@ numbered from 0 (they are different people; only the test ones are compared with
 loader reads the official release directly (the conversion spec 1.1 describes: pid from the list,
 camera from the third field of the name), which gives the same (image, pid, camera) records; an
 already converted Market-style folder is read as well.
+
+List lines are split on any white space (CRLF endings, trailing blanks and empty lines are
+harmless), as SpCL's reader splits ``'<path> <pid>'``; a malformed line is a DatasetError naming
+the list and line.
 """
 from __future__ import annotations
 
@@ -32,7 +36,12 @@ def read_list(root: Path, list_name: str, image_dir: str):
         parts = line.split()
         if len(parts) != 2:
             raise DatasetError(f"{path}:{n}: expected '<pid>/<image name> <pid>', got {line!r}")
-        rel, pid = parts[0], int(parts[1])
+        rel = parts[0]
+        try:
+            pid = int(parts[1])
+        except ValueError:
+            raise DatasetError(f"{path}:{n}: the identity {parts[1]!r} is not an integer "
+                               "('<pid>/<image name> <pid>')") from None
         fields = Path(rel).name.split("_")
         if len(fields) < 3 or not fields[2].isdigit():
             raise DatasetError(f"{path}:{n}: image name {rel!r} lacks the camera field "

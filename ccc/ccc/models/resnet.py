@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn import init
 
 from ..errors import PretrainedWeightsError
+from ..utils.runfiles import safe_torch_load
 from .gem import build_pooling
 from .ibn import resnet_ibn_a
 
@@ -67,13 +68,7 @@ def read_state_dict(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise PretrainedWeightsError(f"pretrained weights file {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unreadable file gets the same message
-        raise PretrainedWeightsError(
-            f"cannot read pretrained weights {path} as a PyTorch state dict ({exc}). Legacy "
-            "pickled checkpoints are not loaded for safety; re-save the state dict with "
-            "torch.save(state_dict, path)") from None
+    obj = safe_torch_load(path)   # weights_only=True: a file that would run code is refused
     if isinstance(obj, dict):
         for key in ("state_dict", "model"):
             if key in obj and isinstance(obj[key], dict):

@@ -1,42 +1,26 @@
-"""Checkpoints: written atomically (a temporary file in the same folder, then os.replace), read
-with ``weights_only=True`` (tensors, numbers, strings, lists and dicts only)."""
+"""Checkpoints: written atomically (``runfiles.torch_save_atomic``: a temporary file in the same
+folder, the umask's mode, then os.replace; a full disk is one error line), read with
+``runfiles.safe_torch_load`` (``weights_only=True``: tensors, numbers, strings, lists and dicts
+only; a file that would run code is refused without running it)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from ..errors import CheckpointError
+from .runfiles import safe_torch_load, torch_save_atomic
 
 FORMAT = "ccc-checkpoint-1"
 
 
 def save_checkpoint(state: dict, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return torch_save_atomic(state, path)
 
 
 def load_checkpoint(path) -> dict:
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unreadable file gets the same message
-        raise CheckpointError(f"cannot read checkpoint {path} ({exc}); it may be truncated or "
-                              "not a PyTorch checkpoint") from None
+    obj = safe_torch_load(path)
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} is not a checkpoint (a dict), got {type(obj).__name__}")
     return obj
