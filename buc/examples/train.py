@@ -258,11 +258,14 @@ def _main(args, argv) -> int:
     if args.bn_slices is None:   # resolved before anything is compared or written
         args.bn_slices = resolved_config(vars(args))["bn_slices"]
     resume = None
+    source = ckpt_path if args.resume == "auto" else args.resume
     if args.resume:
-        resume = load_checkpoint(ckpt_path if args.resume == "auto" else args.resume)
+        resume = load_checkpoint(source)
         if "args" in resume:     # a checkpoint without its settings takes this command's
             check_resume(resolved_config(resume["args"]), resolved_config(vars(args)), PLUMBING)
-    else:
+    # a run never writes into a folder that holds another run: a fresh run, or a resume of a
+    # checkpoint from elsewhere, needs a folder of its own
+    if not (args.resume and ckpt_path.exists() and ckpt_path.samefile(source)):
         check_fresh_folder(logs_dir, f"--resume {ckpt_path}", "another --logs_dir")
     main_rank = int(os.environ.get("RANK", "0")) == 0   # torchrun: only rank 0 prints and writes
     logs_dir.mkdir(parents=True, exist_ok=True)

@@ -478,8 +478,11 @@ def main(argv=None) -> int:
         return 0
     logs_dir = Path(args.logs_dir)
     try:
-        if not args.resume:  # a fresh run never writes into a folder that holds a run
-            check_fresh_folder(logs_dir, f"--resume {logs_dir / 'checkpoint.pth.tar'}", "another --logs-dir")
+        own = logs_dir / "checkpoint.pth.tar"
+        # a run never writes into a folder that holds another run: a fresh run, or a resume of a
+        # checkpoint from elsewhere, needs a folder of its own
+        if not (args.resume and own.exists() and own.samefile(args.resume)):
+            check_fresh_folder(logs_dir, f"--resume {own}", "another --logs-dir")
         logs_dir.mkdir(parents=True, exist_ok=True)
     except CDSMError as exc:
         print(f"error: {short_message(exc)}", file=sys.stderr)

@@ -137,6 +137,18 @@ def test_a_fresh_run_never_overwrites_a_run(tiny_root, tmp_path, capsys, held):
     assert sorted(p.name for p in logs.iterdir()) == sorted([held, "log.txt"])
 
 
+def test_a_resume_from_elsewhere_refuses_a_folder_that_holds_a_run(tiny_root, tmp_path, capsys):
+    """--resume A/checkpoint.pth.tar --logs_dir B would write its checkpoints over B's run."""
+    source = tmp_path / "a" / "checkpoint.pth.tar"
+    save_checkpoint({"labels": torch.arange(3)}, source)  # no settings: nothing to compare
+    logs = tmp_path / "b"
+    logs.mkdir()
+    (logs / "results.json").write_bytes(b'{"mAP": 52.4}\n')
+    assert main(tiny_argv(tiny_root, logs, "--resume", str(source))) == 2
+    assert f"{logs} already holds a run (results.json)" in one_error_line(capsys.readouterr().err)
+    assert sorted(p.name for p in logs.iterdir()) == ["results.json"]
+
+
 # ------------------------------------------------------------------ writes
 def test_writes_keep_the_umask_mode(tmp_path):
     old = os.umask(0o022)

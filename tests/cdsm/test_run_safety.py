@@ -86,6 +86,19 @@ def test_a_fresh_run_refuses_a_folder_that_holds_a_run(tiny_root, tmp_path):
     assert sorted(x.name for x in logs.iterdir()) == ["results.json"]   # no log.txt, no config.yaml
 
 
+def test_a_resume_from_elsewhere_refuses_a_folder_that_holds_a_run(tiny_root, tmp_path):
+    """--resume A/checkpoint.pth.tar --logs-dir B would write its checkpoints over B's run."""
+    other = tmp_path / "a" / "checkpoint.pth.tar"
+    other.parent.mkdir()
+    other.write_bytes(b"not read: the folder is refused first")
+    logs = tmp_path / "b"
+    logs.mkdir()
+    (logs / "results.json").write_text('{"method": "cdsm"}\n')
+    p = run_cli("train", tiny_args(tiny_root, logs, "--resume", str(other)))
+    assert one_error_line(p).startswith(f"error: {logs} already holds a run (results.json)")
+    assert sorted(x.name for x in logs.iterdir()) == ["results.json"]
+
+
 # --------------------------------------------------------------------------------- 3. writes
 def test_writes_keep_the_umask_mode(tmp_path, train_script):
     old = os.umask(0o022)
