@@ -10,8 +10,10 @@
 #   ./reproduce.sh table [LOGDIR]         every results.json under LOGDIR (default logs/) as Markdown
 #
 # Options: --smoke (CPU preset on the synthetic benchmark), --data-root DIR (default $REID_DATA,
-# else ./data), --logs-dir DIR (default $REID_LOGS, else ./logs); method options (e.g. ccc's
-# --cluster; --nproc N: N GPUs under torchrun for buc cdsm ccc auxusl) are passed on.
+# else ./data), --logs-dir DIR (default $REID_LOGS, else ./logs), --resume (continue the run in
+# the task's folder), --seed N, --print-config (print the resolved configuration and exit);
+# method options (e.g. ccc's --cluster; --nproc N: N GPUs under torchrun for buc cdsm ccc
+# auxusl) are passed on.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -39,7 +41,7 @@ declare -A DEMO=(
 die() { echo "reproduce.sh: $*" >&2; exit 2; }
 
 usage() {
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
 }
 
 # --------------------------------------------------------------------------------------- set-up
@@ -151,11 +153,14 @@ check_dataset() {  # check_dataset ROOT SHORTNAME
 run_method() {
   local method="$1"; shift
   local supported="${DATASETS[$method]}"
-  local names=() smoke=0 data_root="" logs="$LOGS" opts=() pass=()
+  local names=() smoke=0 data_root="" logs="$LOGS" opts=() pass=() print_config=0
   local nsets=1; [[ $method == pul ]] && nsets=2
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --smoke) smoke=1; shift ;;
+      --resume) opts+=("$1"); shift ;;
+      --print-config) print_config=1; opts+=("$1"); shift ;;
+      --seed) [[ $# -ge 2 ]] || die "$1 needs a value"; opts+=("$1" "$2"); shift 2 ;;
       --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; data_root="$2"; shift 2 ;;
       --data-root=*) data_root="${1#*=}"; shift ;;
       --logs-dir) [[ $# -ge 2 ]] || die "--logs-dir needs a folder"; logs="$2"; shift 2 ;;
@@ -180,7 +185,7 @@ run_method() {
   setup
   local target="${names[-1]}" source_root target_root task
   if [[ $smoke == 1 && -z "$data_root" ]]; then
-    ensure_synthetic
+    [[ $print_config == 1 ]] || ensure_synthetic
     source_root="$SYNTHETIC/a"
     target_root="$SYNTHETIC/a"
     [[ $method == pul ]] && target_root="$SYNTHETIC/b"   # adaptation: domain a -> domain b
@@ -188,17 +193,18 @@ run_method() {
     [[ -n "$data_root" ]] || data_root="${REID_DATA:-$ROOT/data}"
     source_root="$data_root"; target_root="$data_root"
   fi
-  check_dataset "$target_root" "$target"
+  # --print-config prints the resolved configuration without touching data or logs
+  [[ $print_config == 1 ]] || check_dataset "$target_root" "$target"
   task="$target"
   if [[ $method == pul ]]; then
-    check_dataset "$source_root" "${names[0]}"
+    [[ $print_config == 1 ]] || check_dataset "$source_root" "${names[0]}"
     task="${names[0]}-$target"
   fi
   [[ $smoke == 1 ]] && task="$task-smoke"
   local args=(--data-root "$target_root" --logs-dir "$logs/$method/$task")
   [[ $method == pul ]] && args+=(--source "${names[0]}" --source-root "$source_root")
   [[ $smoke == 1 ]] && args+=(--smoke)
-  echo "==> $method on ${names[*]}$([[ $smoke == 1 ]] && echo ' (smoke)') -> $logs/$method/$task"
+  [[ $print_config == 1 ]] || echo "==> $method on ${names[*]}$([[ $smoke == 1 ]] && echo ' (smoke)')"
   # the subproject's adapter maps these onto its own train.py flags
   "$ROOT/$method/reproduce.sh" "$target" "${args[@]}" "${opts[@]}" -- "${pass[@]}"
 }
@@ -210,7 +216,9 @@ demo() {
   for m in "${METHODS[@]}"; do
     if [[ -x "$ROOT/$m/reproduce.sh" ]]; then built+=("$m"); else missing+=("$m"); fi
   done
-  local demo_logs="$LOGS/demo"
+  # each demo gets its own folder: a run folder is never written over (README, "Runs, resume ...")
+  local demo_logs
+  demo_logs="$LOGS/demo/$(date +%Y%m%d-%H%M%S)"
   for m in "${built[@]}"; do
     # shellcheck disable=SC2086
     run_method "$m" ${DEMO[$m]} --smoke --logs-dir "$demo_logs"
@@ -218,6 +226,7 @@ demo() {
   echo
   if [[ ${#built[@]} -gt 0 ]]; then
     "$PY" -m common_eval.table "$demo_logs"
+    echo "runs of this demo: $demo_logs"
   fi
   if [[ ${#missing[@]} -gt 0 ]]; then
     echo "not built yet: ${missing[*]}"

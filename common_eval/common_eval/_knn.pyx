@@ -216,8 +216,13 @@ def minsum_count(const int64_t[::1] v_ptr, const int64_t[::1] v_idx,
         free(mark)
 
 
-def minsum_rows(const int64_t[::1] v_ptr, const int64_t[::1] v_idx, const double[::1] v_val,
-                const int64_t[::1] t_ptr, const int64_t[::1] t_idx, const double[::1] t_val,
+ctypedef fused real:
+    float
+    double
+
+
+def minsum_rows(const int64_t[::1] v_ptr, const int64_t[::1] v_idx, const real[::1] v_val,
+                const int64_t[::1] t_ptr, const int64_t[::1] t_idx, const real[::1] t_val,
                 const int64_t[::1] rows, int64_t col_begin, int64_t col_end,
                 const int64_t[::1] out_ptr, int32_t[::1] out_col, float[::1] out_d,
                 bint sort_rows, int num_threads):
@@ -228,12 +233,17 @@ def minsum_rows(const int64_t[::1] v_ptr, const int64_t[::1] v_idx, const double
     shares support with and d = 1 - S / (2 - S), clipped at 0, S = sum of minima; with
     sort_rows, ordered by distance (a stable radix sort on the float bits: non-negative floats
     order like their bit patterns; ties keep the deterministic accumulation order).
+    The arithmetic is V's type: double (S accumulated and d computed in double, then rounded
+    to float) or float (every addition, minimum and operation of d rounded to float, the
+    minima of each (row, column) pair added in ascending order of V's columns, as a dense
+    float32 numpy loop over the columns of a row does).
     """
     cdef Py_ssize_t nrows = rows.shape[0], N = t_ptr.shape[0] - 1, k, a, b
     cdef int64_t i, c, r, base, n_out, max_len = 0
-    cdef double vi, vr, s
+    cdef real vi, vr, s
+    cdef real one = 1.0, two = 2.0, zero = 0.0
     cdef float f
-    cdef double* acc
+    cdef real* acc
     cdef uint32_t* keys
     cdef uint32_t* keys_tmp
     cdef int32_t* cols_tmp
@@ -243,7 +253,7 @@ def minsum_rows(const int64_t[::1] v_ptr, const int64_t[::1] v_idx, const double
         if out_ptr[k + 1] - out_ptr[k] > max_len:
             max_len = out_ptr[k + 1] - out_ptr[k]
     with nogil, parallel(num_threads=num_threads):
-        acc = <double*>calloc(N, sizeof(double))
+        acc = <real*>calloc(N, sizeof(real))
         keys = <uint32_t*>malloc((max_len + 1) * sizeof(uint32_t))
         keys_tmp = <uint32_t*>malloc((max_len + 1) * sizeof(uint32_t))
         cols_tmp = <int32_t*>malloc((max_len + 1) * sizeof(int32_t))
@@ -264,15 +274,15 @@ def minsum_rows(const int64_t[::1] v_ptr, const int64_t[::1] v_idx, const double
                     # a first visit (V holds no zeros, so acc > 0 once seen) keeps r; branch-free:
                     # the slot is always written and kept only by the increment
                     seen[n_out] = <int32_t>r
-                    n_out = n_out + (acc[r] == 0.0)
+                    n_out = n_out + (acc[r] == zero)
                     acc[r] = acc[r] + (vi if vi < vr else vr)
             memcpy(&out_col[base], seen, n_out * sizeof(int32_t))
             for a in range(n_out):
                 r = out_col[base + a]
                 s = acc[r]
-                acc[r] = 0.0
-                s = 1.0 - s / (2.0 - s)
-                f = <float>(s if s > 0.0 else 0.0)
+                acc[r] = zero
+                s = one - s / (two - s)
+                f = <float>(s if s > zero else zero)
                 if sort_rows:
                     memcpy(&keys[a], &f, 4)
                 else:

@@ -144,9 +144,11 @@ def _query_expansion(V: sparse.csr_matrix, ranks: np.ndarray, k2: int) -> sparse
 
 
 def _minsum(V: sparse.csr_matrix, rows: np.ndarray, col_begin: int, col_end: int,
-            sort_rows: bool, num_threads):
+            sort_rows: bool, num_threads, dtype=np.float64):
     """Jaccard distances of `rows` of V against columns [col_begin, col_end), as CSR arrays
-    (indptr, int32 columns, float32 distances), sized exactly: one counting pass, one filling."""
+    (indptr, int32 columns, float32 distances), sized exactly: one counting pass, one filling.
+    dtype: the arithmetic of the sums of minima and of 1 - S / (2 - S) (float64, or float32 as
+    the originals' dense float32 code)."""
     V = V.tocsr()
     V.eliminate_zeros()
     V.sort_indices()
@@ -161,9 +163,9 @@ def _minsum(V: sparse.csr_matrix, rows: np.ndarray, col_begin: int, col_end: int
     indptr = np.r_[0, np.cumsum(lengths)].astype(np.int64)
     cols = _output_array(indptr[-1], np.int32)
     dists = _output_array(indptr[-1], np.float32)
-    _knn.minsum_rows(v_ptr, v_idx, V.data.astype(np.float64), t_ptr, t_idx,
-                     T.data.astype(np.float64), rows, col_begin, col_end, indptr, cols, dists,
-                     sort_rows, threads)
+    _knn.minsum_rows(v_ptr, v_idx, np.ascontiguousarray(V.data, dtype=dtype), t_ptr, t_idx,
+                     np.ascontiguousarray(T.data, dtype=dtype), rows, col_begin, col_end, indptr,
+                     cols, dists, sort_rows, threads)
     return indptr, cols, dists
 
 
@@ -214,7 +216,34 @@ def jaccard_distance(features, k1: int = 20, k2: int = 6, knn_columns: int | Non
     _knn.pair_dots(X, E.indptr.astype(np.int64), E.indices.astype(np.int64), dots,
                    _threads(num_threads))
     V = _query_expansion(_row_softmax(E, -(2.0 - 2.0 * dots)), ranks, k2)
-    indptr, cols, dists = _minsum(V, np.arange(N), 0, N, output == "sparse", num_threads)
+    return _distance_from_encoding(V, output, num_threads)
+
+
+def jaccard_from_encoding(V, *, output: str = "sparse", num_threads: int | None = None):
+    """The Jaccard distance between the rows of a k-reciprocal encoding V (sparse N x N, each
+    row a weight distribution): d_ij = 1 - S_ij / (2 - S_ij), S_ij = sum_c min(V_ic, V_jc),
+    clipped at 0; what ``jaccard_distance`` computes from its own V.
+
+    The arithmetic follows V's dtype: float64 (the default of ``jaccard_distance``; d rounded to
+    float32 at the end) or float32, where every minimum, every addition (the columns of V in
+    ascending order for each pair) and each operation of 1 - S / (2 - S) is rounded to float32,
+    as SpCL-style code computes on dense float32 numpy arrays. Exact zeros of V are dropped.
+    Output as ``jaccard_distance``.
+    """
+    if output not in ("sparse", "dense"):
+        raise ValueError(f"output must be 'sparse' or 'dense', got {output!r}")
+    V = sparse.csr_matrix(V, copy=True)  # the caller's matrix is left as it was
+    if V.shape[0] != V.shape[1]:
+        raise ValueError(f"V must be a square N x N matrix, got shape {V.shape}")
+    if not np.isfinite(V.data).all():
+        raise ValueError("V contains NaN or inf")
+    return _distance_from_encoding(V, output, num_threads)
+
+
+def _distance_from_encoding(V: sparse.csr_matrix, output: str, num_threads):
+    N = V.shape[0]
+    dtype = np.float32 if V.dtype == np.float32 else np.float64
+    indptr, cols, dists = _minsum(V, np.arange(N), 0, N, output == "sparse", num_threads, dtype)
     if output == "dense":
         J = np.ones((N, N), dtype=np.float32)
         J[np.repeat(np.arange(N), np.diff(indptr)), cols] = dists

@@ -23,8 +23,10 @@ def _task(rec) -> str:
 
 
 def render(records: list[dict], with_unrun_paper_rows: bool = False) -> str:
-    """Markdown: one row per run (ours, common flavour), then the paper's row for the same task."""
-    head = ("| method | variant | task | scale | mAP | R1 | R5 | R10 | mINP | native mAP (AP) "
+    """Markdown: one row per run (ours, common flavour), then the paper's row for the same task.
+    ``selected`` says which model a run's numbers describe: ``best-on-test`` (the epoch or step
+    with the best test mAP, as BUC, CDSM, 3C and AuxUSL report) or ``last`` (PUL)."""
+    head = ("| method | variant | task | scale | selected | mAP | R1 | R5 | R10 | mINP | native mAP (AP) "
             "| initial mAP | epochs | time |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     seen = set()
@@ -34,12 +36,13 @@ def render(records: list[dict], with_unrun_paper_rows: bool = False) -> str:
         key = (rec["method"], rec.get("variant"), rec.get("source"), rec["target"])
         lines.append(
             f"| {rec['method']} | {rec.get('variant') or ''} | {_task(rec)} | {rec['scale']} | "
+            f"{rec.get('selection') or 'last'} | "
             + " | ".join(_fmt(c.get(k)) for k in COLUMNS)
             + f" | {_fmt(n.get('mAP'))} ({n.get('ap')}) | {_fmt(i.get('mAP'))} | {rec['epochs']} "
               f"| {rec['wall_seconds']:.0f} s |")
         paper = paper_numbers(*key)
         if paper and key not in seen:
-            lines.append(f"| {rec['method']} | {rec.get('variant') or ''} | {_task(rec)} | paper | "
+            lines.append(f"| {rec['method']} | {rec.get('variant') or ''} | {_task(rec)} | paper | published | "
                          + " | ".join(_fmt(paper.get(k)) for k in COLUMNS) + " | | | | |")
         seen.add(key)
     if with_unrun_paper_rows:
@@ -48,7 +51,7 @@ def render(records: list[dict], with_unrun_paper_rows: bool = False) -> str:
                 continue
             method, variant, source, target = key
             task = f"{source} → {target}" if source else target
-            lines.append(f"| {method} | {variant or ''} | {task} | paper | "
+            lines.append(f"| {method} | {variant or ''} | {task} | paper | published | "
                          + " | ".join(_fmt(paper.get(k)) for k in COLUMNS) + " | | | | |")
     return "\n".join(lines)
 

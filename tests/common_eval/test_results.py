@@ -119,16 +119,18 @@ def test_load_rejects_incomplete_results(tmp_path):
 
 
 def test_render_puts_paper_row_beside_ours(tmp_path):
-    record(tmp_path / "a", method="cdsm", target="market")
+    record(tmp_path / "a", method="cdsm", target="market", selection="best-on-test")
     record(tmp_path / "b", method="ccc", variant="dbscan", target="msmt17", common=metrics(33.3))
     text = render(load_results(tmp_path))
     lines = text.splitlines()
-    assert lines[0].startswith("| method | variant | task |")
-    assert any("| cdsm |  | market | smoke | 40.0 | 60.0" in line for line in lines)
-    assert any("| cdsm |  | market | paper | 85.6 | 93.9 | 97.8 | 98.5 | –" in line for line in lines)
-    assert any("| ccc | dbscan | msmt17 | paper | 47.4 | 73.7" in line for line in lines)
+    assert lines[0].startswith("| method | variant | task | scale | selected |")
+    assert any("| cdsm |  | market | smoke | best-on-test | 40.0 | 60.0" in line for line in lines)
+    assert any("| ccc | dbscan | msmt17 | smoke | last | 33.3 |" in line for line in lines)
+    assert any("| cdsm |  | market | paper | published | 85.6 | 93.9 | 97.8 | 98.5 | –" in line for line in lines)
+    assert any("| ccc | dbscan | msmt17 | paper | published | 47.4 | 73.7" in line for line in lines)
+    assert all(line.count("|") == lines[0].count("|") for line in lines)
     full = render(load_results(tmp_path), with_unrun_paper_rows=True)
-    assert "| pul |  | duke → market | paper | 20.5 | 45.5 | 60.7 | 66.7 | –" in full
+    assert "| pul |  | duke → market | paper | published | 20.5 | 45.5 | 60.7 | 66.7 | –" in full
 
 
 def test_table_cli(tmp_path, capsys):

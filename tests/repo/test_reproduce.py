@@ -1,4 +1,5 @@
 """The repository's entry points: reproduce.sh argument handling, CI, README commands."""
+import json
 import os
 import re
 import subprocess
@@ -102,3 +103,33 @@ def test_nproc_starts_the_training_under_torchrun(method, tmp_path):
     assert "torch.distributed" not in out.stdout
     out = adapter("--nproc", "zero")
     assert out.returncode == 2 and "--nproc must be a positive number" in out.stderr
+
+
+@pytest.mark.slow  # two 3C smoke runs through the wrapper
+def test_a_rerun_never_overwrites_a_run_and_resume_continues_it(tmp_path):
+    """Rerunning a task into the same --logs-dir used to replace a run's results.json and best
+    model without a word. The second fresh run now stops with one line and writes nothing;
+    --resume continues the run that is there."""
+    from common_eval.synthetic import generate
+    data = tmp_path / "data"
+    generate("market1501", data, seed=0, domain="a")
+    cmd = ("ccc", "market", "--smoke", "--data-root", str(data), "--logs-dir", str(tmp_path / "logs"))
+    first = run(*cmd)
+    assert first.returncode == 0, first.stderr[-2000:]
+    folder = tmp_path / "logs" / "ccc" / "market-smoke-hdc"
+    assert f"-> {folder}" in first.stdout  # the wrapper names the folder the run writes
+    kept = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != "log.txt"}
+    assert {"results.json", "model_best.pth.tar", "checkpoint.pth.tar"} <= set(kept)
+
+    second = run(*cmd)
+    assert second.returncode == 2
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(folder) in lines[0], second.stderr
+    assert "--resume" in lines[0] and "another" in lines[0]
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != "log.txt"} == kept
+
+    third = run(*cmd, "--resume")  # the finished run: nothing left to train, the same results
+    assert third.returncode == 0, third.stderr[-2000:]
+    before, after = json.loads(kept["results.json"]), json.loads((folder / "results.json").read_text())
+    assert after["common"] == before["common"] and after["epochs"] == before["epochs"]
+    assert (folder / "model_best.pth.tar").read_bytes() == kept["model_best.pth.tar"]
