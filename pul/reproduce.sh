@@ -14,7 +14,7 @@ die() { echo "pul/reproduce.sh: $*" >&2; exit 2; }
 
 [[ $# -ge 1 && "$1" != -* ]] || die "usage: pul/reproduce.sh TARGET --data-root DIR --logs-dir DIR --source SOURCE --source-root DIR [--smoke] [-- train.py flags]"
 target="$1"; shift
-data_root="" logs="" source="" source_root="" smoke=0 opts=() pass=()
+data_root="" logs="" source="" source_root="" smoke=0 opts=() pass=() eval_ckpt=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --data-root) data_root="$2"; shift 2 ;;
@@ -22,6 +22,7 @@ while [[ $# -gt 0 ]]; do
     --source) source="$2"; shift 2 ;;
     --source-root) source_root="$2"; shift 2 ;;
     --smoke) smoke=1; shift ;;
+    --eval) [[ $# -ge 2 ]] || die "--eval needs a checkpoint (.keras)"; eval_ckpt="$(realpath -m "$2")"; shift 2 ;;
     --) shift; pass=("$@"); break ;;
     *) opts+=("$1"); shift ;;
   esac
@@ -39,6 +40,11 @@ if [[ $printing == 0 ]]; then  # --print-config touches no data: the roots need 
 fi
 logs="$(realpath -m "$logs")"
 
+if [[ -n "$eval_ckpt" ]]; then  # evaluate a checkpoint on the target's test set, no training
+  cd "$HERE"
+  export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" KERAS_BACKEND=tensorflow
+  exec "$PY" examples/test.py --checkpoint "$eval_ckpt" --dataset "$target" --data-root "$data_root" "${pass[@]}"
+fi
 configs=(--config "configs/${PRESET[$target]}.yaml")
 [[ $smoke == 1 ]] && configs+=(--config configs/smoke.yaml)
 [[ $printing == 1 ]] || echo "-> $logs"
