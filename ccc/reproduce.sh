@@ -25,7 +25,7 @@ case "$target" in
   *) die "3C reports market, msmt17 and veri, not '$target'" ;;
 esac
 
-data_root="" logs="" smoke=0 cluster=hdc nproc=1 pass=() resume=0 print_config=0 seed=()
+data_root="" logs="" smoke=0 cluster=hdc nproc=1 pass=() resume=0 print_config=0 seed=() eval_ckpt=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; data_root="$2"; shift 2 ;;
@@ -36,12 +36,13 @@ while [[ $# -gt 0 ]]; do
     --cluster=*) cluster="${1#*=}"; shift ;;
     --smoke) smoke=1; shift ;;
     --resume) resume=1; shift ;;
+    --eval) [[ $# -ge 2 ]] || die "--eval needs a checkpoint"; eval_ckpt="$(realpath -m "$2")"; shift 2 ;;
     --print-config) print_config=1; shift ;;
     --seed) [[ $# -ge 2 ]] || die "--seed needs a number"; seed=(--seed "$2"); shift 2 ;;
     --nproc) [[ $# -ge 2 ]] || die "--nproc needs a number of processes"; nproc="$2"; shift 2 ;;
     --nproc=*) nproc="${1#*=}"; shift ;;
     --) shift; pass=("$@"); break ;;
-    *) die "unknown option '$1' (3C's method options are --cluster hdc|dbscan|kmeans, --nproc N, --resume, --seed N and --print-config; put train.py flags after --)" ;;
+    *) die "unknown option '$1' (3C's method options are --cluster hdc|dbscan|kmeans, --nproc N, --resume, --seed N, --print-config and --eval CHECKPOINT; put train.py flags after --)" ;;
   esac
 done
 case "$cluster" in
@@ -51,6 +52,12 @@ esac
 
 [[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive number of processes (GPUs), not '$nproc'"
 [[ -x "$PY" ]] || die "no Python at $PY; run ./reproduce.sh setup first (or set CCC_PYTHON)"
+if [[ -n "$eval_ckpt" ]]; then  # evaluate a checkpoint (its own sizes and model), no training
+  cmd=("$PY" examples/test.py --dataset "$target" --checkpoint "$eval_ckpt")
+  [[ -n "$data_root" ]] && cmd+=(--data-root "$(realpath -m "$data_root")")
+  cd "$HERE"
+  exec "${cmd[@]}" "${pass[@]}"
+fi
 launch=("$PY")
 (( nproc > 1 && print_config == 0 )) && launch=("$PY" -m torch.distributed.run --standalone --nproc_per_node="$nproc")
 cmd=("${launch[@]}" examples/train.py --config "configs/$cluster/$target.yml")

@@ -2,7 +2,7 @@
 (Zheng, Qu, Shang, Yang, Shen; arXiv 2408.09464), reproduced on PyTorch 2.
 
 The library core takes plain arguments (no argparse/YAML); ``examples/train.py`` holds the
-flags and the epoch loop (extract -> cluster -> memory -> train -> evaluate).
+epoch loop (extract -> cluster -> memory -> train -> evaluate) and ``examples/options.py`` the flags.
 
     ccc.datasets    Market-1501, MSMT17, VeRi-776 loaders (one file each)
     ccc.data        transforms, 3C's identity sampler, image reading, loaders
@@ -13,5 +13,7 @@ flags and the epoch loop (extract -> cluster -> memory -> train -> evaluate).
     ccc.losses      ClusterNCE and its camera-entropy weighting (CIE)
     ccc.trainer     one training epoch
     ccc.evaluation  feature extraction, common_eval ranking, test-time re-ranking
+    ccc.engine      the run's plumbing: preflight, set-up, resume_or_load, torchrun wrappers,
+                    best/last bookkeeping, checkpoints, results.json, main()'s error handling
 """
 __version__ = "1.0.0"

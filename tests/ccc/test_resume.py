@@ -7,6 +7,8 @@ import pytest
 import torch
 from conftest import tiny_args
 
+from ccc import engine
+
 TIMINGS = ("extract_s", "cluster_s", "train_s", "eval_s", "elapsed")
 
 
@@ -30,7 +32,7 @@ def assert_same(a, b, path="checkpoint"):
 def test_stop_and_resume_equals_uninterrupted(train_script, tiny_run, tiny_root, tmp_path, monkeypatch):
     parts = tmp_path / "parts"
     args = tiny_args(tiny_root, parts, "--num-epochs", "3")
-    real_save = train_script.save_checkpoint
+    real_save = engine.save_checkpoint
     stop = {"after": 1}
 
     def save_then_stop(state, path):      # killed right after writing the epoch's checkpoint
@@ -38,7 +40,7 @@ def test_stop_and_resume_equals_uninterrupted(train_script, tiny_run, tiny_root,
         if path.name == "checkpoint.pth.tar" and state["epoch"] == stop["after"]:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_script, "save_checkpoint", save_then_stop)
+    monkeypatch.setattr(engine, "save_checkpoint", save_then_stop)   # ccc.engine.save_epoch writes
     ckpt = parts / "checkpoint.pth.tar"
     with pytest.raises(KeyboardInterrupt):
         train_script.main(args)                                   # stops after the warm-up epoch

@@ -13,7 +13,7 @@ import torch
 import yaml
 from conftest import CCC_DIR, tiny_args
 
-from ccc import models
+from ccc import engine, models
 from ccc.utils.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from ccc.utils.runfiles import RunError, atomic_write, remove_stale_tmp
 
@@ -77,6 +77,12 @@ def fake_checkpoint(train_script, tiny_root, folder, *extra):
     return path
 
 
+def preflight(train_script, args):
+    """The run-folder preflight of main() (ccc.engine.preflight) for parsed flags."""
+    return engine.preflight(args.resume, args.log_dir, args.ckpt_dir, train_script.config_of(args),
+                            train_script.MAY_CHANGE)
+
+
 def test_resume_refuses_changed_settings_and_allows_plumbing(train_script, tiny_root, tmp_path, capsys):
     logs = tmp_path / "logs"
     ckpt = fake_checkpoint(train_script, tiny_root, logs)
@@ -94,13 +100,13 @@ def test_resume_refuses_changed_settings_and_allows_plumbing(train_script, tiny_
     shutil.copytree(tiny_root, moved)
     args = train_script.parse_args(tiny_args(moved, logs, "--resume", str(ckpt), "--num-workers", "3",
                                              "--num-threads", "1", "--device", "cpu", "--print-freq", "7"))
-    assert train_script.preflight(args)["epoch"] == 1
+    assert preflight(train_script, args)["epoch"] == 1
     # resuming into another folder that holds a run is refused like a fresh run
     other = tmp_path / "other"
     fake_checkpoint(train_script, tiny_root, other)
     args = train_script.parse_args(tiny_args(tiny_root, other, "--resume", str(ckpt)))
     with pytest.raises(RunError, match="already holds a run"):
-        train_script.preflight(args)
+        preflight(train_script, args)
 
 
 def test_resume_missing_checkpoint(tmp_path, tiny_root):
