@@ -11,9 +11,9 @@
 #
 # Options: --smoke (CPU preset on the synthetic benchmark), --data-root DIR (default $REID_DATA,
 # else ./data), --logs-dir DIR (default $REID_LOGS, else ./logs), --resume (continue the run in
-# the task's folder), --seed N, --print-config (print the resolved configuration and exit);
-# method options (e.g. ccc's --cluster; --nproc N: N GPUs under torchrun for buc cdsm ccc
-# auxusl) are passed on.
+# the task's folder), --seed N, --print-config (print the resolved configuration and exit),
+# --eval CHECKPOINT (evaluate a checkpoint on DATASET's test set, no training); method options
+# (e.g. ccc's --cluster; --nproc N: N GPUs under torchrun for buc cdsm ccc auxusl) are passed on.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -160,7 +160,7 @@ run_method() {
       --smoke) smoke=1; shift ;;
       --resume) opts+=("$1"); shift ;;
       --print-config) print_config=1; opts+=("$1"); shift ;;
-      --seed) [[ $# -ge 2 ]] || die "$1 needs a value"; opts+=("$1" "$2"); shift 2 ;;
+      --seed|--eval) [[ $# -ge 2 ]] || die "$1 needs a value"; opts+=("$1" "$2"); shift 2 ;;
       --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; data_root="$2"; shift 2 ;;
       --data-root=*) data_root="${1#*=}"; shift ;;
       --logs-dir) [[ $# -ge 2 ]] || die "--logs-dir needs a folder"; logs="$2"; shift 2 ;;

@@ -22,7 +22,7 @@ case "$target" in
   *) die "cdsm reports market, duke and msmt17, not '$target'" ;;
 esac
 
-data_root="" logs="" smoke=0 nproc=1 pass=() resume=0 print_config=0 seed=()
+data_root="" logs="" smoke=0 nproc=1 pass=() resume=0 print_config=0 seed=() eval_ckpt=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; data_root="$2"; shift 2 ;;
@@ -31,16 +31,23 @@ while [[ $# -gt 0 ]]; do
     --logs-dir=*) logs="${1#*=}"; shift ;;
     --smoke) smoke=1; shift ;;
     --resume) resume=1; shift ;;
+    --eval) [[ $# -ge 2 ]] || die "--eval needs a checkpoint"; eval_ckpt="$(realpath -m "$2")"; shift 2 ;;
     --print-config) print_config=1; shift ;;
     --seed) [[ $# -ge 2 ]] || die "--seed needs a number"; seed=(--seed "$2"); shift 2 ;;
     --) shift; pass=("$@"); break ;;
     --nproc) [[ $# -ge 2 ]] || die "--nproc needs a number of processes"; nproc="$2"; shift 2 ;;
     --nproc=*) nproc="${1#*=}"; shift ;;
-    *) die "unknown option '$1' (cdsm options: --smoke, --nproc N, --resume, --seed N, --print-config; put train.py flags after --)" ;;
+    *) die "unknown option '$1' (cdsm options: --smoke, --nproc N, --resume, --seed N, --print-config, --eval CHECKPOINT; put train.py flags after --)" ;;
   esac
 done
 
 [[ -x "$PY" ]] || die "no Python at $PY; run ./reproduce.sh setup first (or set CDSM_PYTHON)"
+if [[ -n "$eval_ckpt" ]]; then  # evaluate a checkpoint (its own sizes and model), no training
+  cmd=("$PY" examples/test.py -d "$target" --checkpoint "$eval_ckpt")
+  [[ -n "$data_root" ]] && cmd+=(--data-root "$(realpath -m "$data_root")")
+  cd "$HERE"
+  exec "${cmd[@]}" "${pass[@]}"
+fi
 [[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive number of processes (GPUs), not '$nproc'"
 launch=("$PY")
 (( nproc > 1 && print_config == 0 )) && launch=("$PY" -m torch.distributed.run --standalone --nproc_per_node="$nproc")

@@ -2,7 +2,7 @@
 Zhang; IEEE SMC 2022), reproduced on PyTorch 2.
 
 The library core takes plain arguments (no argparse/YAML); ``examples/train.py`` holds the
-flags and the epoch loop (extract -> cluster -> memory -> train -> evaluate).
+epoch loop (extract -> cluster -> memory -> train -> evaluate), ``examples/options.py`` the flags.
 
     cdsm.datasets   Market-1501, DukeMTMC-reID, MSMT17 loaders (one file each)
     cdsm.data       transforms, identity sampler, image reading, loaders
@@ -12,5 +12,6 @@ flags and the epoch loop (extract -> cluster -> memory -> train -> evaluate).
     cdsm.losses     ClusterNCE, the hybrid central/marginal loss
     cdsm.trainer    one training epoch
     cdsm.evaluation feature extraction, common_eval ranking
+    cdsm.engine     run plumbing: run folder, set-up, resume_or_load, torchrun, checkpoints, results
 """
 __version__ = "1.0.0"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,13 +11,16 @@ import torch
 from common_eval.synthetic import generate
 
 CDSM_DIR = Path(__file__).resolve().parents[2] / "cdsm"
+EXAMPLES = CDSM_DIR / "examples"
+if str(EXAMPLES) not in sys.path:  # train.py imports options.py beside it, as `python examples/train.py`
+    sys.path.insert(0, str(EXAMPLES))
 
 torch.set_num_threads(2)
 
 
 def load_script(name: str):
     """examples/<name>.py as a module (the scripts are not part of the package)."""
-    path = CDSM_DIR / "examples" / f"{name}.py"
+    path = EXAMPLES / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"cdsm_examples_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -5,7 +5,6 @@ import math
 import os
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,7 +12,7 @@ import torch.nn.functional as F
 from conftest import CDSM_DIR, tiny_args
 from torch import nn
 
-from cdsm import models
+from cdsm import engine, models
 from cdsm.data.sampler import DistributedBatchSampler, RandomMultipleGallerySampler
 from cdsm.errors import CDSMError
 from cdsm.models.ghost_bn import set_ghost_bn
@@ -81,12 +80,12 @@ def test_distributed_batch_sampler_slices_make_the_single_process_batches():
         DistributedBatchSampler(RandomMultipleGallerySampler(items, 4), 6, True, 0, 4)
 
 
-def test_process_count_must_split_batch_and_bn_slices(train_script):
+def test_process_count_must_split_batch_and_bn_slices():
     with pytest.raises(CDSMError, match="--batch-size 6 .* 4 processes"):
-        train_script.check_world(SimpleNamespace(batch_size=6, bn_slices=4), 4)
+        engine.check_world(batch_size=6, bn_slices=4, world=4)
     with pytest.raises(CDSMError, match="--bn-slices 2 is not a multiple"):
-        train_script.check_world(SimpleNamespace(batch_size=64, bn_slices=2), 4)
-    train_script.check_world(SimpleNamespace(batch_size=64, bn_slices=4), 4)
+        engine.check_world(batch_size=64, bn_slices=2, world=4)
+    engine.check_world(batch_size=64, bn_slices=4, world=4)
 
 
 def test_bad_amp_and_bn_slices_are_refused(train_script, capsys):

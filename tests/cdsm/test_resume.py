@@ -5,6 +5,8 @@ import pytest
 import torch
 from conftest import tiny_args
 
+from cdsm import engine
+
 TIMINGS = ("extract_s", "cluster_s", "train_s", "eval_s")
 
 
@@ -31,17 +33,17 @@ def test_stop_and_resume_equals_uninterrupted(train_script, tiny_root, tmp_path,
     assert train_script.main(tiny_args(tiny_root, full)) == 0
 
     # the same run, killed right after writing its first checkpoint
-    real_save = train_script.save_checkpoint
+    real_save = engine.save_checkpoint
 
     def save_then_stop(state, path):
         real_save(state, path)
         if path.name == "checkpoint.pth.tar":
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_script, "save_checkpoint", save_then_stop)
+    monkeypatch.setattr(engine, "save_checkpoint", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         train_script.main(tiny_args(tiny_root, parts))
-    monkeypatch.setattr(train_script, "save_checkpoint", real_save)
+    monkeypatch.setattr(engine, "save_checkpoint", real_save)
     stopped = torch.load(parts / "checkpoint.pth.tar", weights_only=True)
     assert stopped["epoch"] == 1
 

@@ -133,3 +133,7 @@ def test_a_rerun_never_overwrites_a_run_and_resume_continues_it(tmp_path):
     before, after = json.loads(kept["results.json"]), json.loads((folder / "results.json").read_text())
     assert after["common"] == before["common"] and after["epochs"] == before["epochs"]
     assert (folder / "model_best.pth.tar").read_bytes() == kept["model_best.pth.tar"]
+
+    scored = run("ccc", "market", "--data-root", str(data), "--eval", str(folder / "model_best.pth.tar"))
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    assert f"{before['common']['mAP']:.1f}" in scored.stdout, scored.stdout[-2000:]
