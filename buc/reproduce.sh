@@ -22,13 +22,16 @@ esac
 args=(--dataset "$dataset")
 extra=()
 logs=""
+data_root=""
+eval_ckpt=""
 smoke=0
 nproc=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; args+=(--data_dir "$(realpath -m "$2")"); shift 2 ;;
+    --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; data_root="$(realpath -m "$2")"; args+=(--data_dir "$data_root"); shift 2 ;;
     --logs-dir) [[ $# -ge 2 ]] || die "--logs-dir needs a folder"; logs="$(realpath -m "$2")"; args+=(--logs_dir "$logs"); shift 2 ;;
     --smoke) args+=(--smoke); smoke=1; shift ;;
+    --eval) [[ $# -ge 2 ]] || die "--eval needs a checkpoint"; eval_ckpt="$(realpath -m "$2")"; shift 2 ;;
     --nproc) [[ $# -ge 2 ]] || die "--nproc needs a number of processes"; nproc="$2"; shift 2 ;;
     --nproc=*) nproc="${1#*=}"; shift ;;
     --source|--source-root) die "BUC is purely unsupervised: it takes no source dataset" ;;
@@ -36,6 +39,12 @@ while [[ $# -gt 0 ]]; do
     *) extra+=("$1"); shift ;;
   esac
 done
+if [[ -n "$eval_ckpt" ]]; then  # evaluate a checkpoint (its own sizes and model), no training
+  cmd=("$PY" examples/test.py -d "$dataset" --checkpoint "$eval_ckpt")
+  [[ -n "$data_root" ]] && cmd+=(--data-root "$data_root")
+  cd "$HERE"
+  exec "${cmd[@]}" "${extra[@]}"
+fi
 # the paper preset is run.sh's; with --smoke the preset in configs/ sets -mp and the sizes
 if [[ $smoke == 0 ]]; then
   args+=(-b 16 --size_penalty 0.003 -mp 0.05)

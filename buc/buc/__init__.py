@@ -3,7 +3,8 @@
 Open-ReID-shaped reimplementation: ``datasets`` (official layouts, converted on first use),
 ``models`` (ResNet + average pooling over frames + embedding), ``memory`` / ``losses`` (the
 repelled/exclusive memory loss), ``merge`` (the bottom-up merge criterion), ``bottom_up`` (one
-step: train, then merge), ``evaluators`` (features + common_eval). The library takes plain
-arguments; argparse lives in ``examples/``.
+step: train, then merge), ``evaluators`` (features + common_eval), ``engine`` (the run plumbing
+around the step loop: resume-or-load, run folder, checkpoint, best/last, results.json). The
+library takes plain arguments; argparse lives in ``examples/``.
 """
 __version__ = "1.0.0"
