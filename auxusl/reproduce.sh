@@ -29,7 +29,7 @@ case "$target" in
   *) die "auxusl reports mars and dukevideo, not '$target'" ;;
 esac
 
-data_root="" logs="" smoke=0 aux="" nproc=1 pass=()
+data_root="" logs="" smoke=0 aux="" nproc=1 pass=() resume=0 print_config=0 seed=() eval_ckpt=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; data_root="$2"; shift 2 ;;
@@ -37,12 +37,16 @@ while [[ $# -gt 0 ]]; do
     --logs-dir) [[ $# -ge 2 ]] || die "--logs-dir needs a folder"; logs="$2"; shift 2 ;;
     --logs-dir=*) logs="${1#*=}"; shift ;;
     --smoke) smoke=1; shift ;;
+    --resume) resume=1; shift ;;
+    --eval) [[ $# -ge 2 ]] || die "--eval needs a checkpoint"; eval_ckpt="$(realpath -m "$2")"; shift 2 ;;
+    --print-config) print_config=1; shift ;;
+    --seed) [[ $# -ge 2 ]] || die "--seed needs a number"; seed=(SEED "$2"); shift 2 ;;
     --aux) [[ $# -ge 2 ]] || die "--aux needs on, off or both"; aux="$2"; shift 2 ;;
     --aux=*) aux="${1#*=}"; shift ;;
     --) shift; pass=("$@"); break ;;
     --nproc) [[ $# -ge 2 ]] || die "--nproc needs a number of processes"; nproc="$2"; shift 2 ;;
     --nproc=*) nproc="${1#*=}"; shift ;;
-    *) die "unknown option '$1' (auxusl options: --smoke, --aux on|off|both, --nproc N; put KEY VALUE pairs after --)" ;;
+    *) die "unknown option '$1' (auxusl options: --smoke, --aux on|off|both, --nproc N, --resume, --seed N, --print-config, --eval CHECKPOINT; put KEY VALUE pairs after --)" ;;
   esac
 done
 
@@ -57,7 +61,7 @@ esac
 [[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive number of processes (GPUs), not '$nproc'"
 [[ -x "$PY" ]] || die "no Python at $PY; run ./reproduce.sh setup first (or set AUXUSL_PYTHON)"
 launch=("$PY")
-(( nproc > 1 )) && launch=("$PY" -m torch.distributed.run --standalone --nproc_per_node="$nproc")
+(( nproc > 1 && print_config == 0 )) && launch=("$PY" -m torch.distributed.run --standalone --nproc_per_node="$nproc")
 [[ $smoke == 1 ]] && config="configs/smoke_${target}.yml"
 [[ -n "$data_root" ]] || data_root="$HERE/datasets"
 data_root="$(realpath -m "$data_root")"
@@ -68,19 +72,39 @@ AUX_OFF=(CLUSTER.ICDBSCAN_OPTION False CLUSTER.CCE_OPTION False CLUSTER.STR_OPTI
          TEST.OVERLAP_CONSTRAINT False TEST.CCE_OPTION False TEST.STR_OPTION False)
 
 cd "$HERE"
+if [[ -n "$eval_ckpt" ]]; then
+  # evaluate a checkpoint, no training: with the test-time auxiliary terms when --aux is on (the
+  # default of a dukevideo paper run; the aux files the training wrote beside the checkpoint,
+  # <its folder>/aux), without them otherwise; the metrics go to <its folder>/eval/
+  ckpt_dir="$(dirname "$eval_ckpt")"
+  extra=("${AUX_OFF[@]}")
+  if [[ $aux == on ]]; then
+    [[ -f "$ckpt_dir/aux/aux_info.json" ]] || die "--aux on needs the auxiliary information in $ckpt_dir/aux (written by the training run)"
+    extra=(PICKLE_PATH "$ckpt_dir/aux")
+  fi
+  exec "$PY" examples/test.py --config-file "$config" --checkpoint "$eval_ckpt" DATASETS.DIR "$data_root" \
+    OUTPUT_DIR "$ckpt_dir/eval" "${extra[@]}" "${pass[@]}"
+fi
 run_one() {  # run_one on|off LOGDIR
   local mode="$1" dir="$2" extra=()
   if [[ $mode == off ]]; then
     extra=("${AUX_OFF[@]}")
   elif [[ $target == dukevideo ]]; then
-    if [[ ! -f "$dir/aux/aux_info.json" ]]; then
+    if [[ $print_config == 0 && ! -f "$dir/aux/aux_info.json" ]]; then
       "$PY" -m auxusl.tools.make_aux --config-file "$config" --data-root "$data_root" --out "$dir/aux" \
         "${pass[@]}"
     fi
     extra=(PICKLE_PATH "$dir/aux")
   fi
-  echo "==> auxusl $target ($([[ $mode == on ]] && echo 'Ours, with' || echo 'Ours-, without') auxiliary information) -> $dir"
-  "${launch[@]}" examples/train.py --config-file "$config" DATASETS.DIR "$data_root" OUTPUT_DIR "$dir" "${extra[@]}" "${pass[@]}"
+  local flags=()
+  [[ $resume == 1 ]] && extra+=(RESUME "$dir/checkpoint_new.pth.tar")
+  if [[ $print_config == 1 ]]; then
+    flags=(--print-config)
+  else
+    echo "==> auxusl $target ($([[ $mode == on ]] && echo 'Ours, with' || echo 'Ours-, without') auxiliary information) -> $dir"
+  fi
+  "${launch[@]}" examples/train.py --config-file "$config" "${flags[@]}" DATASETS.DIR "$data_root" OUTPUT_DIR "$dir" \
+    "${extra[@]}" "${seed[@]}" "${pass[@]}"
 }
 
 if [[ $target == mars ]]; then

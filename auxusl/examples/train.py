@@ -75,6 +75,16 @@ from auxusl.utils import (
 from auxusl.utils import distributed as du
 from auxusl.utils.checkpoint import FORMAT
 from auxusl.utils.logging import report_error, run_logging, tensorboard_writer
+from auxusl.utils.runfiles import (
+    RunError,
+    atomic_write,
+    check_fresh_folder,
+    check_resume,
+    disk_full_line,
+    dumps_strict,
+    remove_stale_tmp,
+)
+from common_eval import EvaluationError
 from common_eval.results import write_results
 
 log = logging.getLogger("auxusl.train")
@@ -103,13 +113,47 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-only", action="store_true", help="ignored, as in the original: use TEST.EVAL_ONLY True"
     )
     p.add_argument("--num-gpus", type=int, default=1, help="accepted and ignored, as in the original")
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved configuration (defaults, config file, aliases, KEY VALUE pairs) as "
+        "YAML and exit without reading data or writing anything",
+    )
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE pairs that override the config")
     return p
 
 
+# the repository's common vocabulary, beside the original's keys (which win when both are given)
+ALIAS_FLAGS = {"--data-root": "DATASETS.DIR", "--logs-dir": "OUTPUT_DIR", "--checkpoint": "RESUME"}
+
+
+def split_aliases(argv):
+    """Takes the alias flags (anywhere, also after KEY VALUE pairs) out of argv: (argv, opts)."""
+    rest, opts, i = [], [], 0
+    while i < len(argv):
+        a = argv[i]
+        name = a.split("=", 1)[0]
+        if name in ALIAS_FLAGS:
+            if "=" in a:
+                value = a.split("=", 1)[1]
+            elif i + 1 < len(argv):
+                value, i = argv[i + 1], i + 1
+            else:
+                raise ConfigError(f"{name} needs a value")
+            opts += [ALIAS_FLAGS[name], repr(value)]
+            i += 1
+            continue
+        rest.append(a)
+        i += 1
+    return rest, opts
+
+
 def setup(argv):
-    args = build_parser().parse_args(argv)
-    cfg = setup_cfg(args.config_file, args.opts)
+    argv, alias_opts = split_aliases(argv)
+    print_config = "--print-config" in argv  # also after the KEY VALUE pairs
+    argv = [a for a in argv if a != "--print-config"] + (["--print-config"] if print_config else [])
+    args = build_parser().parse_args(argv[-1:] + argv[:-1] if print_config else argv)
+    cfg = setup_cfg(args.config_file, alias_opts + list(args.opts))
     return cfg, args
 
 
@@ -400,6 +444,54 @@ def config_dict(cfg) -> dict:
     return json.loads(json.dumps(cfg, default=lambda o: dict(o)))
 
 
+# run plumbing: may differ between a checkpoint and the command that resumes it
+RESUME_MAY_CHANGE = {
+    "OUTPUT_DIR",
+    "DATASETS.DIR",
+    "PICKLE_PATH",
+    "RESUME",
+    "DATALOADER.NUM_WORKERS",
+    "NUM_THREADS",
+    "MODEL.DEVICE",
+    "PROGRESS",
+    "PRINT_PERIOD",
+    "TEST.PRINT_PERIOD",
+    "TEST.EVAL_ONLY",
+}
+
+
+def flat_config(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flat_config(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def check_resume_config(cfg, ckpt: dict) -> None:
+    """RESUME continues the run as it was trained: a configuration that differs from the one
+    stored in the checkpoint in anything but run plumbing is refused, listing the differences.
+    A checkpoint without a stored configuration (the original's) is resumed; the configuration
+    is stored from its next save on."""
+    import yaml
+
+    saved = ckpt.get("config")
+    if not isinstance(saved, str):
+        return
+    try:
+        saved = yaml.safe_load(saved)
+    except yaml.YAMLError:
+        return
+    if isinstance(saved, dict):
+        check_resume(flat_config(saved), flat_config(config_dict(cfg)), RESUME_MAY_CHANGE)
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
 # ---------------------------------------------------------------------------------------- run
 def run(cfg, argv) -> int:
     start = time.perf_counter()
@@ -422,7 +514,11 @@ def run(cfg, argv) -> int:
     log.info(f"Command line arguments: {' '.join(argv)}")
     log.info(f"Running with full config:\n{cfg.dump()}")
     if main_rank:
-        (out_dir / "config.yaml").write_text(cfg.dump())
+        gone = remove_stale_tmp(out_dir)
+        if gone:
+            names = ", ".join(p.name for p in gone)
+            log.info(f"removed {len(gone)} temporary file(s) of an interrupted write: {names}")
+        write_text(out_dir / "config.yaml", cfg.dump())
     variant = variant_of(cfg)
     log.info(
         f"==> AuxUSL {'Ours' if variant == 'ours' else 'Ours-'} ("
@@ -450,6 +546,8 @@ def run(cfg, argv) -> int:
     cluster_state = None
     if cfg.RESUME:
         ckpt = load_checkpoint(cfg.RESUME)
+        if not cfg.TEST.EVAL_ONLY:
+            check_resume_config(cfg, ckpt)
         if "state_dict" not in ckpt:
             raise CheckpointError(
                 f"{cfg.RESUME} holds no 'state_dict' (teacher weights); keys: {', '.join(sorted(ckpt)[:8])}"
@@ -496,7 +594,7 @@ def run(cfg, argv) -> int:
         if "rerank" in out:
             log.info(f"==> re-ranked: {describe(out['rerank'])}")
             record["rerank"] = out["rerank"].metrics("stepwise")
-        (out_dir / "eval_results.json").write_text(json.dumps(record, indent=1) + "\n")
+        write_text(out_dir / "eval_results.json", dumps_strict(record, indent=1) + "\n")
         return 0
 
     scp, sts, cannot = load_train_aux(cfg, dataset, multi)
@@ -596,6 +694,12 @@ def run(cfg, argv) -> int:
             labels, cluster_state = result
         num_clusters = int(labels.max()) + 1
         num_outliers = int((labels < 0).sum())
+        if num_clusters == 1:
+            log.warning(
+                f"WARNING: epoch {epoch + 1}: the pseudo-labels collapsed to one cluster "
+                f"({len(labels) - num_outliers} of {len(labels)} training tracklets, the rest outliers): "
+                "the identity losses learn nothing; lower CLUSTER.EPS / CLUSTER.ADAPTIVE_RHO"
+            )
 
         # 5. pseudo-labelled tracklets and centroids (raw features)
         pad = max(0, dl.SAMPLE_CONSTRAINT_EXT_SIZE - dl.CLUSTER_SEQ_LEN) // 2
@@ -643,8 +747,10 @@ def run(cfg, argv) -> int:
             sync=lambda: du.sync_rng(get_rng_state, set_rng_state),
         )
         if main_rank:
-            with open(out_dir / f"cluster_result_{epoch:03}.pickle", "wb") as f:
-                pickle.dump(pseudo, f)
+            # written as the original (a pickle), never read back by this code
+            atomic_write(
+                out_dir / f"cluster_result_{epoch:03}.pickle", lambda f, obj=pseudo: pickle.dump(obj, f)
+            )
         optimizer = build_optimizer(cfg, student)
         lr = single_step_lr(cfg, epoch)
         t_cluster = time.perf_counter() - t0
@@ -842,8 +948,25 @@ def main(argv=None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.print_config:  # the resolved configuration; nothing read or written
+        sys.stdout.write(cfg.dump())
+        return 0
     out_dir = Path(cfg.OUTPUT_DIR)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if not cfg.RESUME and not cfg.TEST.EVAL_ONLY:
+        try:  # before anything is written: a fresh run never writes over another run
+            check_fresh_folder(
+                out_dir,
+                f"RESUME {out_dir / 'checkpoint_new.pth.tar'}",
+                "another OUTPUT_DIR (--logs-dir)",
+            )
+        except RunError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: cannot create OUTPUT_DIR {out_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     main_rank = int(os.environ.get("RANK", "0")) == 0  # torchrun: only rank 0 writes log.txt
     logging_ctx = run_logging(out_dir, append=bool(cfg.RESUME)) if main_rank else contextlib.nullcontext()
     with logging_ctx:
@@ -856,6 +979,15 @@ def main(argv=None) -> int:
             return run(cfg, argv)
         except (AuxUSLError, AuxInfoError) as exc:
             report_error(f"error: {short_message(exc)}")
+            return 2
+        except EvaluationError as exc:
+            report_error(f"error: {short_message(exc)}; check the query and gallery splits of the dataset")
+            return 2
+        except OSError as exc:
+            line = disk_full_line(exc)
+            if line is None:
+                raise
+            report_error(line)
             return 2
         finally:
             du.cleanup()

@@ -101,6 +101,26 @@ def test_dense_chunks_by_hand(tiny_duke, tmp_path):
     assert cl[t1b] == {t3a} and cl[t3b] == {t4} and cl[0] == set() and cl[2] == set()
 
 
+def test_chunks_of_one_tracklet_get_no_sts_penalty(tiny_duke, tmp_path):
+    """Dense chunks of one tracklet are the same person: p = 1 (factor 1 + 0.6 e^-8, no
+    penalty), not the fitted value of a same-camera pair a fraction of a second apart (0 here:
+    the x1.6 maximum); every other pair keeps the model's value."""
+    from auxusl.cluster.distance import sts_factor
+
+    out, d = make(tiny_duke, tmp_path, "dense", 2)
+    keys = d.keys(d.train)
+    P = load_sts_train(out / FILES[("sts", "train")], keys)
+    folder = [k.rsplit("/", 1)[0] for k in keys]
+    same = np.array([[a == b for b in folder] for a in folder])
+    assert same.sum() > len(keys)  # there are chunk pairs of one tracklet
+    assert (P[same] == 1.0).all()
+    assert (sts_factor(P, 0.6, 8.0)[same] < 1.001).all()
+    model = fit_sts(timeline([f for f, _, _ in d.train_whole]), num_cameras=8)
+    fitted = model.plausibility(timeline([f for f, _, _ in d.train]), timeline([f for f, _, _ in d.train]))
+    assert (fitted[same & ~np.eye(len(keys), dtype=bool)] == 0).all()  # what the model says: x1.6
+    np.testing.assert_array_equal(P[~same], fitted[~same])
+
+
 def test_keys_not_list_order(tiny_duke, tmp_path):
     """Rows are found by key: a shuffled key order gets the same relation, permuted."""
     out, d = make(tiny_duke, tmp_path)

@@ -14,7 +14,7 @@ from auxusl.cluster import (
     neighbour_map,
     run_clustering,
 )
-from auxusl.cluster.distance import sts_factor
+from auxusl.cluster.distance import jaccard_float32, sts_factor
 from auxusl.errors import NoClusterError
 from common_eval import jaccard_distance
 
@@ -107,7 +107,9 @@ def test_training_distance_with_scp_and_sts():
     f = rng.normal(size=(30, 8)).astype(np.float32)
     scp = (rng.random((30, 30)) < 0.3).astype(np.float32)
     P = rng.random((30, 30)).astype(np.float32)
-    J = jaccard_distance(f, k1=6, k2=2, output="dense")
+    J = jaccard_float32(f, k1=6, k2=2, output="dense")
+    # the same distance as common_eval's float64 one, up to float32 rounding
+    np.testing.assert_allclose(J, jaccard_distance(f, k1=6, k2=2, output="dense"), rtol=0, atol=1e-5)
     D = clustering_distance(f, 6, 2, scp=scp, scp_lambda=0.006, sts=sts_factor(P, 0.6, 8.0))
     np.testing.assert_allclose(D, (J + 0.006 * scp) * (1 + 0.6 * np.exp(-8 * P)), rtol=1e-5)
     assert sparse.issparse(clustering_distance(f, 6, 2))  # unmodified: sparse, straight to DBSCAN

@@ -95,3 +95,81 @@ def test_unknown_and_unported_datasets():
         create("market", "/x")
     with pytest.raises(ValueError, match="not ported"):
         create("duke_track", "/x")
+
+
+# ------------------------------------------------------------------ naming quirks the originals accept
+def _copy(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_dukevideo_hidden_and_other_files_are_not_frames(small_root, tmp_path):
+    """The original globs '*.jpg': macOS '._' resource forks, .DS_Store and Thumbs.db are not
+    frames, and the counts stay the dataset's."""
+    root = _copy(small_root / "DukeMTMC-VideoReID", tmp_path / "DukeMTMC-VideoReID")
+    want = create("duke", small_root / "DukeMTMC-VideoReID", verbose=False)
+    frames, _, _ = want.train[0]
+    from pathlib import Path
+
+    tdir = root / Path(frames[0]).parent.relative_to(small_root / "DukeMTMC-VideoReID")
+    assert tdir.is_dir() and tdir.parts[-3] == "train"
+    first = Path(frames[0]).name
+    (tdir / f"._{first}").write_bytes(b"\x00\x05\x16\x07")  # AppleDouble, not a JPEG
+    (tdir / "Thumbs.db").write_bytes(b"x")
+    (tdir / ".DS_Store").write_bytes(b"x")
+    got = create("duke", root, verbose=False)
+    for split in ("train", "query", "gallery"):
+        assert [(len(f), p, c) for f, p, c in getattr(got, split)] == [
+            (len(f), p, c) for f, p, c in getattr(want, split)
+        ]
+
+
+def test_dukevideo_doubled_extension_is_a_frame(tmp_path):
+    root = tmp_path / "DukeMTMC-VideoReID"
+    for split in ("train", "query", "gallery"):
+        for i in (1, 2, 3):
+            ext = ".jpg.jpg" if i == 2 else ".jpg"
+            write_frame(root / split / "0001" / "0001" / f"0001_C2_F{i:04d}_X{100 + 12 * i:05d}{ext}")
+    d = create("duke", root, verbose=False)
+    assert [f.rsplit("/", 1)[1] for f in d.train[0][0]] == [
+        "0001_C2_F0001_X00112.jpg",
+        "0001_C2_F0002_X00124.jpg.jpg",
+        "0001_C2_F0003_X00136.jpg",
+    ]
+    assert d.train[0][2] == 1 and parse_frame_name("0001_C2_F0002_X00124.jpg.jpg") == (1, 2, 2, 124)
+
+
+def test_dukevideo_unparseable_frame_name_is_one_clear_error(tmp_path):
+    root = tmp_path / "DukeMTMC-VideoReID"
+    for split in ("train", "query", "gallery"):
+        write_frame(root / split / "0001" / "0001" / "0001_C2_F0001_X00112.jpg")
+    write_frame(root / "train" / "0001" / "0001" / "00-8_c1s1_000151_01.jpg")
+    with pytest.raises(DatasetError, match=r"00-8_c1s1_000151_01.jpg: not a DukeMTMC-VideoReID frame name"):
+        create("duke", root, verbose=False)
+
+
+def test_mars_info_files_as_matlab_and_editors_write_them(small_root, tmp_path):
+    """CRLF line endings and trailing blank lines in the name lists, query_IDX as a row or a
+    column, the track tables as double or uint16: the original reads them all the same."""
+    import numpy as np
+    from scipy.io import loadmat, savemat
+
+    root = _copy(small_root / "MARS", tmp_path / "MARS")
+    want = create("mars", small_root / "MARS", verbose=False)
+    info = root / "info"
+    for name in ("train_name.txt", "test_name.txt"):
+        text = (info / name).read_text()
+        (info / name).write_bytes(text.replace("\n", "\r\n").encode() + b"\r\n\r\n")
+    q = loadmat(str(info / "query_IDX.mat"))["query_IDX"]
+    savemat(str(info / "query_IDX.mat"), {"query_IDX": np.asarray(q, dtype=np.float64).reshape(1, -1)})
+    t = loadmat(str(info / "tracks_train_info.mat"))["track_train_info"]
+    savemat(str(info / "tracks_train_info.mat"), {"track_train_info": np.asarray(t, dtype=np.float64)})
+    t = loadmat(str(info / "tracks_test_info.mat"))["track_test_info"]
+    savemat(str(info / "tracks_test_info.mat"), {"track_test_info": np.asarray(t, dtype=np.int32)})
+    got = create("mars", root, verbose=False)
+    for split in ("train", "query", "gallery"):
+        a = [(len(f), f[0].rsplit("/", 1)[1], p, c) for f, p, c in getattr(got, split)]
+        b = [(len(f), f[0].rsplit("/", 1)[1], p, c) for f, p, c in getattr(want, split)]
+        assert a == b, split

@@ -62,6 +62,7 @@ def test_ghost_bn_keeps_the_frames_of_a_tracklet_in_one_slice():
     assert torch.allclose(out.reshape(-1, 2), ref, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_amp_bf16_tiny_run_has_finite_losses(train_script, small_root, tmp_path, capsys):
     from test_train_cli import run_main, tiny
 
@@ -153,6 +154,7 @@ def test_ddp_gradient_of_gathered_whole_batch_loss_equals_single_process(tmp_pat
     assert p.stdout.count("max gradient difference") == 2
 
 
+@pytest.mark.slow
 def test_two_process_gloo_run_matches_single_process_and_resumes_in_one(small_root, tmp_path):
     """A real torchrun (2 processes, gloo) against the single-process run of the same tiny config.
     Equal: the first epoch's clustering (same seed and model, the clips of rank 0's RNG, features

@@ -6,7 +6,10 @@ dense mode); test relations are query x gallery.
 - TOC: two tracklets whose intervals on the common clock overlap cannot be the same person
   (cannot-link pairs in training, +1000 at test). Chunks of one tracklet never overlap.
 - SCP: the camera of every tracklet (same-camera pairs get +lambda).
-- STS: p_ij from ``sts.fit_sts``, fitted on the whole training tracklets (no labels).
+- STS: p_ij from ``sts.fit_sts``, fitted on the whole training tracklets (no labels). Two
+  chunks of one tracklet (dense mode) are the same person by construction: p = 1 (the model's
+  maximum, factor 1 + lambda exp(-gamma) = 1.0002 at the original's 0.6 / 8), not the model's
+  value for two tracklets on one camera 0.2 s apart (p = 0 there, the maximum penalty x1.6).
 """
 
 from __future__ import annotations
@@ -24,6 +27,14 @@ from .timeline import overlaps, timeline
 log = logging.getLogger(__name__)
 
 
+def same_tracklet(keys) -> np.ndarray:
+    """N x N bool: the two training items are chunks of one tracklet (the same frame folder;
+    keys are '<frame folder>/<first frame>..<last frame>'); the diagonal included."""
+    folders = np.asarray([k.rsplit("/", 1)[0] for k in keys])
+    _, ids = np.unique(folders, return_inverse=True)
+    return ids[:, None] == ids[None, :]
+
+
 def build_aux(dataset, sts_rounds: int = 32, sts_seed: int = 0) -> dict:
     """{(relation, split): arrays} for a loaded DukeMTMCVideoReID dataset."""
     train_keys = dataset.keys(dataset.train)
@@ -33,6 +44,10 @@ def build_aux(dataset, sts_rounds: int = 32, sts_seed: int = 0) -> dict:
     t_gallery = timeline([f for f, _, _ in dataset.gallery])
     whole = getattr(dataset, "train_whole", None) or dataset.train
     model = fit_sts(timeline([f for f, _, _ in whole]), num_cameras=8, rounds=sts_rounds, seed=sts_seed)
+
+    P_train = model.plausibility(t_train, t_train)
+    same = same_tracklet(train_keys)
+    P_train[same] = 1.0
 
     ov = overlaps(t_train, t_train)
     i, j = np.nonzero(np.triu(ov, k=1))
@@ -44,7 +59,7 @@ def build_aux(dataset, sts_rounds: int = 32, sts_seed: int = 0) -> dict:
         ("scp", "train"): {"keys": np.asarray(train_keys), "cameras": t_train.cameras.astype(np.int8)},
         ("sts", "train"): {
             "keys": np.asarray(train_keys),
-            "P": model.plausibility(t_train, t_train),
+            "P": P_train,
             **sts_extra,
         },
         ("toc", "infer"): {

@@ -12,13 +12,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from common_eval import jaccard_distance
+from .distance import jaccard_float32
 
 
 def neighbour_map(centroids: np.ndarray, K: int, k1: int = 30, k2: int = 6) -> torch.Tensor:
     C = np.asarray(centroids, dtype=np.float32)
     n = C.shape[0]
-    D = jaccard_distance(C, k1=k1, k2=k2, output="dense")
+    D = jaccard_float32(C, k1=k1, k2=k2, output="dense")  # the original's float32 arithmetic
     order = np.argsort(D, axis=1, kind="stable")[:, : K + 1]
     M = np.zeros((n, n), dtype=np.int32)
     np.put_along_axis(M, order, 1, axis=1)

@@ -12,6 +12,7 @@ of another type, an odd number of overrides) into one ``ConfigError`` line namin
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from pathlib import Path
 
@@ -121,6 +122,21 @@ def setup_cfg(config_file: str | None, opts=(), *, freeze: bool = True) -> CfgNo
             cfg.merge_from_list(opts)
         except (KeyError, AssertionError, ValueError, TypeError) as exc:
             raise ConfigError(_explain(exc, "on the command line")) from None
+    check_finite(cfg)
     if freeze:
         cfg.freeze()
     return cfg
+
+
+def check_finite(node, prefix: str = "") -> None:
+    """Every float of the merged tree (defaults, YAML presets, KEY VALUE pairs) is finite:
+    'inf', 'nan', '1e999' are refused with a ConfigError naming the key."""
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            check_finite(value, name + ".")
+            continue
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for v in items:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{name} {value!r} is not a finite number; give a finite value")

@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 # first frame of each camera's video on DukeMTMC's synchronised clock (cameras 1..8)
 CAMERA_START = (5543, 3607, 27244, 31182, 1, 22402, 18968, 46766)
 FPS = 60
-FRAME_RE = re.compile(r"^(\d{4})_?C(\d)_?F(\d{4})_?X(\d+)\.jpg$")
+# the original globs '*.jpg' (names ending in .jpg, hidden files excluded) and finds F<ffff>
+# in them: a doubled extension ('...X30823.jpg.jpg') is read too
+FRAME_RE = re.compile(r"^(\d{4})_?C(\d)_?F(\d{4})_?X(\d+)(?:\.jpg)+$")
 
 
 def parse_frame_name(name: str) -> tuple[int, int, int, int]:
@@ -108,7 +110,11 @@ class DukeMTMCVideoReID(VideoDataset):
                 raise DatasetError(f"{pdir}: identity folders must be numbers (e.g. 0001)")
             pid = int(pdir.name)
             for tdir in sorted(t for t in pdir.iterdir() if t.is_dir()):
-                files = [f.name for f in tdir.iterdir() if f.suffix == ".jpg"]
+                # as the original's glob('*.jpg'): hidden files (macOS '._*.jpg' resource forks) and
+                # other extensions (Thumbs.db) are not frames
+                files = sorted(
+                    f.name for f in tdir.iterdir() if f.name.endswith(".jpg") and not f.name.startswith(".")
+                )
                 if not files:
                     continue
                 by_index: dict[int, str] = {}

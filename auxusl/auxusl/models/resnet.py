@@ -56,13 +56,9 @@ def read_state_dict(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise PretrainedWeightsError(f"pretrained weights file {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unreadable file gets the same message
-        raise PretrainedWeightsError(
-            f"cannot read pretrained weights {path} as a PyTorch state dict ({exc}); "
-            "re-save it with torch.save(state_dict, path)"
-        ) from None
+    from ..utils.runfiles import safe_torch_load
+
+    obj = safe_torch_load(path)  # weights_only: a file that would run code is refused unread
     if isinstance(obj, dict):
         for key in ("state_dict", "model"):
             if key in obj and isinstance(obj[key], dict):

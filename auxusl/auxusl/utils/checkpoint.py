@@ -1,44 +1,45 @@
-"""Checkpoints: written atomically (a temporary file in the same folder, then os.replace), read
-with ``weights_only=True`` (tensors, numbers, strings, lists and dicts only)."""
+"""Checkpoints: written atomically (``runfiles.atomic_write``: a temporary file in the same
+folder, fsync, the umask's mode, then os.replace; a full disk is one line and leaves the previous
+file intact), read with ``weights_only=True`` (``runfiles.safe_torch_load``: tensors, numbers,
+strings, lists and dicts only; a file that would run code is refused without running it)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
+import errno
+import shutil
 from pathlib import Path
 
 import torch
 
 from ..errors import CheckpointError
+from .runfiles import RunError, atomic_write, safe_torch_load
 
 FORMAT = "auxusl-checkpoint-1"
 
 
 def save_checkpoint(state: dict, path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+
+    def write(f):
+        try:
+            torch.save(state, f)
+        except RuntimeError as exc:  # torch wraps a failed write ("unexpected pos", "file write failed")
+            free = shutil.disk_usage(path.parent).free if path.parent.exists() else 0
+            full = isinstance(exc.__cause__, OSError) and exc.__cause__.errno in (errno.ENOSPC, errno.EDQUOT)
+            if full or free < 2**20:
+                raise OSError(errno.ENOSPC, "No space left on device") from None
+            raise
+
     try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        return atomic_write(path, write)
+    except RunError:
         raise
-    return path
+    except OSError as exc:  # raised outside the temporary file's write
+        raise RunError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def load_checkpoint(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} (RESUME) does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unreadable file gets the same message
-        raise CheckpointError(
-            f"cannot read checkpoint {path} ({exc}); it may be truncated or not a PyTorch checkpoint"
-        ) from None
+    obj = safe_torch_load(path)
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} is not a checkpoint (a dict), got {type(obj).__name__}")
     return obj

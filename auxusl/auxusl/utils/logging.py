@@ -66,7 +66,10 @@ def report_error(message: str) -> None:
     """Prints ``message`` on stderr and, inside ``run_logging``, also into log.txt."""
     print(message, file=sys.stderr)
     if isinstance(sys.stdout, Tee):
-        sys.stdout.file.write(message + "\n")
+        try:
+            sys.stdout.file.write(message + "\n")
+        except (OSError, ValueError):  # a full disk, a closed log: the line is on stderr
+            pass
 
 
 def tensorboard_writer(log_dir):

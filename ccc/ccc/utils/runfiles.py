@@ -181,7 +181,12 @@ def safe_torch_load(path, allowed=()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         m = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        what = m.group(1) if m else "a Python object"
+        if m is None:  # no object to refuse: a damaged or foreign file
+            r = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(\n\n|$)", str(exc), flags=re.S)
+            reason = r.group(1) if r else str(exc).splitlines()[0]
+            raise RunError(f"cannot read checkpoint {path} ({reason[:200]}); it may be "
+                           "truncated or not a PyTorch checkpoint") from None
+        what = m.group(1)
         raise RunError(f"cannot load {path} safely: it holds {what}, which would run code when loaded; "
                        "only tensors, numbers, strings, lists and dicts are read") from None
     except Exception as exc:  # noqa: BLE001 - truncated, not a checkpoint, ...
