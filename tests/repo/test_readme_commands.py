@@ -75,6 +75,8 @@ def resolve(readme: str, cmd: str) -> tuple[list[str], Path]:
     if words[1] == "-m":
         return [*words[:3], "--help"], cwd
     script = words[1]
+    if "--help" in words or "-h" in words:
+        return words, cwd
     if script.endswith("train.py"):
         return [words[0], script, "--print-config", *words[2:]], cwd
     return [words[0], script, "--help"], cwd
