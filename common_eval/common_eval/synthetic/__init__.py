@@ -5,7 +5,7 @@
     generate_benchmark("data/synthetic", seed=0)   # data/synthetic/{a,b}/<every layout>
 
 Drawn people (vehicles for veri776) on 128x64 JPEGs; identity look stronger than camera look, as
-measured in shared/specs/synthetic_calibration.md. Byte-identical output for the same arguments.
+measured when the benchmark was calibrated. Byte-identical output for the same arguments.
 """
 from __future__ import annotations
 

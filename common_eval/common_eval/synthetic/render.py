@@ -2,7 +2,8 @@
 
 Everything is drawn with PIL on a 128x64 (HxW) canvas as a *label map* (one integer per body part),
 coloured with numpy, then passed through the camera (blur, colour cast, brightness, noise).
-The settings follow shared/specs/synthetic_calibration.md: the camera look must stay weaker than
+The settings follow a calibration measured before the benchmark was built (see
+common_eval/README.md, "Synthetic benchmark"): the camera look must stay weaker than
 the identity look (cast <= +-0.12 per channel, brightness 0.75-1.15) and the figure fills the frame.
 """
 from __future__ import annotations
