@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 from options import PLUMBING, config_yaml, parse_args, run_config  # noqa: E402
 
 import pul  # noqa: E402,F401  (sets KERAS_BACKEND=tensorflow before keras is imported)
-from pul.run import (  # noqa: E402
+from pul.engine import (  # noqa: E402
     BASELINE_KEYS,
     check_baseline_given,
     check_run_folder,

@@ -152,7 +152,7 @@ def test_resume_refuses_changed_settings_but_not_plumbing(tiny_data, tmp_path):
     moved = tmp_path / "moved"
     shutil.copytree(tiny_data, moved)
     args = train.parse_args([str(a) for a in smoke_args(moved, logs, "--resume", "--workers", "1")])
-    from pul.run import check_run_folder
+    from pul.engine import check_run_folder
     assert check_run_folder(logs, args.resume, args._config, train.PLUMBING).startswith(
         "=> --resume: the settings match")
 
@@ -236,7 +236,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_file(small_tmpfs):
 
 # ------------------------------------------------------------------------------ 5. collapse warning
 def test_a_single_label_training_set_warns():
-    from pul.run import collapse_warning
+    from pul.engine import collapse_warning
     assert collapse_warning(2, "PUL iteration 1") is None
     line = collapse_warning(1, "PUL iteration 3")
     assert line.startswith("WARNING: PUL iteration 3: the training set has 1 label(s)")
