@@ -76,7 +76,6 @@ from auxusl.utils import distributed as du
 from auxusl.utils.checkpoint import FORMAT
 from auxusl.utils.logging import report_error, run_logging, tensorboard_writer
 from auxusl.utils.runfiles import (
-    RunError,
     atomic_write,
     check_fresh_folder,
     check_resume,
@@ -493,7 +492,26 @@ def write_text(path: Path, text: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------- run
-def run(cfg, argv) -> int:
+def preflight(cfg):
+    """Before anything is written: RESUME loads its checkpoint (safely) and refuses a configuration
+    that differs from the one it was trained with; a training run never writes into a folder that
+    holds another run (a fresh run, or a resume of a checkpoint kept elsewhere). Returns the
+    checkpoint to resume (None otherwise)."""
+    if cfg.TEST.EVAL_ONLY:
+        return None
+    out_dir = Path(cfg.OUTPUT_DIR)
+    own = out_dir / "checkpoint_new.pth.tar"
+    ckpt = None
+    if cfg.RESUME:
+        ckpt = load_checkpoint(cfg.RESUME)
+        check_resume_config(cfg, ckpt)
+        if own.exists() and own.samefile(cfg.RESUME):
+            return ckpt  # continuing the run of this folder
+    check_fresh_folder(out_dir, f"RESUME {own}", "another OUTPUT_DIR (--logs-dir)")
+    return ckpt
+
+
+def run(cfg, argv, resumed=None) -> int:
     start = time.perf_counter()
     load_start = os.getloadavg()
     out_dir = Path(cfg.OUTPUT_DIR)
@@ -545,9 +563,7 @@ def run(cfg, argv) -> int:
     best, best_epoch, best_top1, last, initial, history, elapsed = None, -1, None, None, None, [], 0.0
     cluster_state = None
     if cfg.RESUME:
-        ckpt = load_checkpoint(cfg.RESUME)
-        if not cfg.TEST.EVAL_ONLY:
-            check_resume_config(cfg, ckpt)
+        ckpt = resumed if resumed is not None else load_checkpoint(cfg.RESUME)  # checked by preflight
         if "state_dict" not in ckpt:
             raise CheckpointError(
                 f"{cfg.RESUME} holds no 'state_dict' (teacher weights); keys: {', '.join(sorted(ckpt)[:8])}"
@@ -952,16 +968,11 @@ def main(argv=None) -> int:
         sys.stdout.write(cfg.dump())
         return 0
     out_dir = Path(cfg.OUTPUT_DIR)
-    if not cfg.RESUME and not cfg.TEST.EVAL_ONLY:
-        try:  # before anything is written: a fresh run never writes over another run
-            check_fresh_folder(
-                out_dir,
-                f"RESUME {out_dir / 'checkpoint_new.pth.tar'}",
-                "another OUTPUT_DIR (--logs-dir)",
-            )
-        except RunError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+    try:  # before anything is written
+        resumed = preflight(cfg)
+    except AuxUSLError as exc:
+        print(f"error: {short_message(exc)}", file=sys.stderr)
+        return 2
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -976,7 +987,7 @@ def main(argv=None) -> int:
                 "and TEST.EVAL_ONLY True"
             )
         try:
-            return run(cfg, argv)
+            return run(cfg, argv, resumed)
         except (AuxUSLError, AuxInfoError) as exc:
             report_error(f"error: {short_message(exc)}")
             return 2

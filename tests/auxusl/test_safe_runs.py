@@ -149,6 +149,14 @@ def test_resume_refuses_other_settings_but_not_plumbing(train_script, small_root
         "error: --resume: this command's settings differ from the checkpoint's: OPTIM.LR "
         "(checkpoint 0.00035, now 1000000000000.0); SEED (checkpoint 7, now 3). "
     ) in err
+    assert not logs.exists()  # refused before anything is written
+    # a resume of a checkpoint kept elsewhere never writes into a folder that holds another run
+    logs.mkdir()
+    (logs / "results.json").write_text("{}")
+    rc, out, err = run_main(train_script, [*args, "RESUME", str(ckpt)], capsys)
+    assert rc == 2 and f"error: {logs} already holds a run (results.json)" in err
+    assert sorted(p.name for p in logs.iterdir()) == ["results.json"]
+    (logs / "results.json").unlink()
     # plumbing (workers, threads, progress) may change: it gets past the rule to the weights
     rc, out, err = run_main(
         train_script, [*args, "RESUME", str(ckpt), "DATALOADER.NUM_WORKERS", "3", "NUM_THREADS", "1"], capsys
