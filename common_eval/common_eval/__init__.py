@@ -8,6 +8,7 @@ from .jaccard import jaccard_distance, k_reciprocal_rerank
 from .rank import AP_FLAVOURS, EvaluationError, RankResult, evaluate
 from .video import mars_split, pool_tracklets
 
-__all__ = ["AP_FLAVOURS", "EvaluationError", "RankResult", "evaluate", "jaccard_distance", "k_reciprocal_rerank",
+__all__ = ["AP_FLAVOURS", "EvaluationError", "RankResult", "evaluate", "jaccard_distance",
+           "k_reciprocal_rerank",
            "mars_split", "pool_tracklets"]
 __version__ = "1.0.0"

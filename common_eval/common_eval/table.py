@@ -42,7 +42,8 @@ def render(records: list[dict], with_unrun_paper_rows: bool = False) -> str:
               f"| {rec['wall_seconds']:.0f} s |")
         paper = paper_numbers(*key)
         if paper and key not in seen:
-            lines.append(f"| {rec['method']} | {rec.get('variant') or ''} | {_task(rec)} | paper | published | "
+            lines.append(f"| {rec['method']} | {rec.get('variant') or ''} | {_task(rec)} | paper "
+                         "| published | "
                          + " | ".join(_fmt(paper.get(k)) for k in COLUMNS) + " | | | | |")
         seen.add(key)
     if with_unrun_paper_rows:

@@ -126,7 +126,8 @@ def test_render_puts_paper_row_beside_ours(tmp_path):
     assert lines[0].startswith("| method | variant | task | scale | selected |")
     assert any("| cdsm |  | market | smoke | best-on-test | 40.0 | 60.0" in line for line in lines)
     assert any("| ccc | dbscan | msmt17 | smoke | last | 33.3 |" in line for line in lines)
-    assert any("| cdsm |  | market | paper | published | 85.6 | 93.9 | 97.8 | 98.5 | –" in line for line in lines)
+    assert any("| cdsm |  | market | paper | published | 85.6 | 93.9 | 97.8 | 98.5 | –" in line
+               for line in lines)
     assert any("| ccc | dbscan | msmt17 | paper | published | 47.4 | 73.7" in line for line in lines)
     assert all(line.count("|") == lines[0].count("|") for line in lines)
     full = render(load_results(tmp_path), with_unrun_paper_rows=True)

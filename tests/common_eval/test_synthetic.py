@@ -18,11 +18,12 @@ try:
 except ImportError:  # not installed: use the source tree
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "common_eval"))
 
-import common_eval.synthetic as synthetic
 import h5py
 import scipy.io
-from common_eval.synthetic import LAYOUTS, generate, generate_benchmark
 from PIL import Image
+
+import common_eval.synthetic as synthetic
+from common_eval.synthetic import LAYOUTS, generate, generate_benchmark
 
 IDS, TEST_IDS = 20, 16
 COMMON_EVAL_DIR = Path(synthetic.__file__).resolve().parents[2]

@@ -18,8 +18,9 @@ try:
 except ImportError:  # not installed: use the source tree
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "common_eval"))
 
-from common_eval.synthetic import generate
 from PIL import Image
+
+from common_eval.synthetic import generate
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")

@@ -35,7 +35,8 @@ out["fresh"] = said(rf.check_fresh_folder, held, "--resume X", "another --logs-d
 out["fresh_empty"] = said(rf.check_fresh_folder, work / "empty", "--resume X", "another --logs-dir")
 out["resume"] = said(rf.check_resume, {"lr": 3.5e-4, "workers": 4, "epochs": 2},
                      {"lr": 1e12, "workers": 1, "epochs": 5}, {"workers"})
-out["resume_plumbing"] = said(rf.check_resume, {"lr": 1.0, "workers": 4}, {"lr": 1.0, "workers": 1}, {"workers"})
+out["resume_plumbing"] = said(rf.check_resume, {"lr": 1.0, "workers": 4}, {"lr": 1.0, "workers": 1},
+                              {"workers"})
 out["finite"] = [said(rf.finite_float, v) for v in ("inf", "nan", "1e999", "x")]
 out["finite_ok"] = rf.finite_float("3.5e-4")
 os.umask(0o022)
@@ -45,7 +46,8 @@ for name in (".checkpoint.pth.tar.ab12cd34.tmp", ".results.json.x_Y9zz10.tmp", "
     (work / name).write_text("")
 out["stale_removed"] = sorted(q.name for q in rf.remove_stale_tmp(work))
 out["disk_full"] = [rf.disk_full_line(OSError(errno.ENOSPC, "No space left on device", "/x/log.txt")),
-                    rf.disk_full_line(OSError(errno.ENOSPC, "no space left on device while writing /x/c (3.0 MB)")),
+                    rf.disk_full_line(OSError(errno.ENOSPC,
+                                              "no space left on device while writing /x/c (3.0 MB)")),
                     rf.disk_full_line(OSError(errno.EACCES, "Permission denied", "/x"))]
 out["json"] = said(rf.dumps_strict, {"lr": float("inf")})
 if hasattr(rf, "safe_torch_load"):
@@ -83,7 +85,7 @@ def test_the_five_copies_answer_alike(answers):
     for method, got in answers.items():
         for key in ref:
             if key in got:
-                assert got[key] == ref[key], f"{method} differs from cdsm in {key}: {got[key]!r} vs {ref[key]!r}"
+                assert got[key] == ref[key], f"{method} differs from cdsm in {key}: {got[key]!r}"
 
 
 def test_the_answers_are_the_documented_ones(answers):
@@ -92,9 +94,11 @@ def test_the_answers_are_the_documented_ones(answers):
                           "or start a fresh run with another --logs-dir")
     assert a["fresh_empty"] is None and a["resume_plumbing"] is None
     assert a["resume"].startswith("--resume: this command's settings differ from the checkpoint's: "
-                                  "epochs (checkpoint 2, now 5); lr (checkpoint 0.00035, now 1000000000000.0).")
+                                  "epochs (checkpoint 2, now 5); "
+                                  "lr (checkpoint 0.00035, now 1000000000000.0).")
     assert "workers" not in a["resume"]
-    assert all("not a finite number" in m or "invalid float" in m for m in a["finite"]) and a["finite_ok"] == 3.5e-4
+    assert all("not a finite number" in m or "invalid float" in m for m in a["finite"])
+    assert a["finite_ok"] == 3.5e-4
     assert a["mode"] == "0o644"
     assert a["stale_removed"] == [".checkpoint.pth.tar.ab12cd34.tmp", ".results.json.x_Y9zz10.tmp"]
     assert a["disk_full"] == ["error: no space left on device while writing /x/log.txt",
