@@ -180,13 +180,15 @@ def test_two_process_gloo_run_matches_single_process_and_resumes_in_one(small_ro
     assert abs(d["common"]["mAP"] - s["common"]["mAP"]) < 25
     assert not (ddp / "log.txt").read_text().count("Traceback")
 
-    # the distributed checkpoint resumes in a single process
+    # the distributed checkpoint resumes in a single process (same settings: a resume refuses
+    # changed ones; the run is complete, so the resume loads it and evaluates the same weights)
     resumed = tmp_path / "resumed"
     resumed.mkdir()
     shutil.copy(ddp / "checkpoint_new.pth.tar", resumed / "checkpoint_new.pth.tar")
-    extra = ("NUM_THREADS", "1", "RESUME", str(resumed / "checkpoint_new.pth.tar"), "OPTIM.EPOCHS", "3")
+    extra = ("NUM_THREADS", "1", "RESUME", str(resumed / "checkpoint_new.pth.tar"))
     run2 = [sys.executable, "examples/train.py", *tiny(small_root, resumed, *extra, aux=False)]
     p = subprocess.run(run2, cwd=AUXUSL_DIR, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads((resumed / "results.json").read_text())
-    assert len(r["history"]) == 3 and r["history"][:2] == d["history"]
+    assert r["history"] == d["history"]
+    assert r["common"]["mAP"] == pytest.approx(d["common"]["mAP"], abs=0.05)
