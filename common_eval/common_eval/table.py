@@ -22,29 +22,30 @@ def _task(rec) -> str:
     return f"{rec['source']} → {rec['target']}" if rec.get("source") else rec["target"]
 
 
-def render(records: list[dict], with_unrun_paper_rows: bool = False) -> str:
-    """Markdown: one row per run (ours, common flavour), then the paper's row for the same task.
+HEADER = ("method", "variant", "task", "scale", "selected", "mAP", "R1", "R5", "R10", "mINP",
+          "native mAP (AP)", "initial mAP", "epochs", "time")
+
+
+def table_rows(records: list[dict],
+               with_unrun_paper_rows: bool = False) -> list[tuple[list[str], dict | None]]:
+    """The comparison table's rows, each ``(cells, record)``: one row per run (ours, common
+    flavour), then the paper's row for the same task (``record`` None), in the order of ``HEADER``.
     ``selected`` says which model a run's numbers describe: ``best-on-test`` (the epoch or step
     with the best test mAP, as BUC, CDSM, 3C and AuxUSL report) or ``last`` (PUL)."""
-    head = ("| method | variant | task | scale | selected | mAP | R1 | R5 | R10 | mINP | native mAP (AP) "
-            "| initial mAP | epochs | time |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    rows: list[tuple[list[str], dict | None]] = []
     seen = set()
     for rec in sorted(records, key=lambda r: (r["method"], r.get("variant") or "", _task(r),
                                               r["scale"])):
         c, n, i = rec["common"], rec["native"], rec["initial"]
         key = (rec["method"], rec.get("variant"), rec.get("source"), rec["target"])
-        lines.append(
-            f"| {rec['method']} | {rec.get('variant') or ''} | {_task(rec)} | {rec['scale']} | "
-            f"{rec.get('selection') or 'last'} | "
-            + " | ".join(_fmt(c.get(k)) for k in COLUMNS)
-            + f" | {_fmt(n.get('mAP'))} ({n.get('ap')}) | {_fmt(i.get('mAP'))} | {rec['epochs']} "
-              f"| {rec['wall_seconds']:.0f} s |")
+        rows.append(([rec["method"], rec.get("variant") or "", _task(rec), rec["scale"],
+                      rec.get("selection") or "last", *(_fmt(c.get(k)) for k in COLUMNS),
+                      f"{_fmt(n.get('mAP'))} ({n.get('ap')})", _fmt(i.get("mAP")), str(rec["epochs"]),
+                      f"{rec['wall_seconds']:.0f} s"], rec))
         paper = paper_numbers(*key)
         if paper and key not in seen:
-            lines.append(f"| {rec['method']} | {rec.get('variant') or ''} | {_task(rec)} | paper "
-                         "| published | "
-                         + " | ".join(_fmt(paper.get(k)) for k in COLUMNS) + " | | | | |")
+            rows.append(([rec["method"], rec.get("variant") or "", _task(rec), "paper", "published",
+                          *(_fmt(paper.get(k)) for k in COLUMNS), "", "", "", ""], None))
         seen.add(key)
     if with_unrun_paper_rows:
         for key, paper in sorted(PAPER.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
@@ -52,8 +53,20 @@ def render(records: list[dict], with_unrun_paper_rows: bool = False) -> str:
                 continue
             method, variant, source, target = key
             task = f"{source} → {target}" if source else target
-            lines.append(f"| {method} | {variant or ''} | {task} | paper | published | "
-                         + " | ".join(_fmt(paper.get(k)) for k in COLUMNS) + " | | | | |")
+            rows.append(([method, variant or "", task, "paper", "published",
+                          *(_fmt(paper.get(k)) for k in COLUMNS), "", "", "", ""], None))
+    return rows
+
+
+def render(records: list[dict], with_unrun_paper_rows: bool = False) -> str:
+    """Markdown: one row per run (ours, common flavour), then the paper's row for the same task
+    (see ``table_rows``)."""
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    for cells, rec in table_rows(records, with_unrun_paper_rows):
+        if rec is None:  # a paper row: only the published metrics
+            lines.append("| " + " | ".join(cells[:5 + len(COLUMNS)]) + " | | | | |")
+        else:
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
