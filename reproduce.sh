@@ -8,6 +8,12 @@
 #   ./reproduce.sh pul SOURCE TARGET [opts] [-- train.py flags]
 #   ./reproduce.sh METHOD DATASET [opts] [-- train.py flags]     METHOD: buc cdsm ccc auxusl
 #   ./reproduce.sh table [LOGDIR]         every results.json under LOGDIR (default logs/) as Markdown
+#   ./reproduce.sh report [LOGDIR] [--out FILE]
+#                                         one self-contained HTML page of every run under LOGDIR
+#   ./reproduce.sh extract METHOD --checkpoint CKPT --images DIR --out feats.npy
+#                                         features of a folder of images (tracklets) with a trained model
+#   ./reproduce.sh export METHOD --checkpoint CKPT --out model.onnx
+#                                         the trained model for deployment (PUL: a TF SavedModel folder)
 #
 # Options: --smoke (CPU preset on the synthetic benchmark), --data-root DIR (default $REID_DATA,
 # else ./data), --logs-dir DIR (default $REID_LOGS, else ./logs), --resume (continue the run in
@@ -227,6 +233,9 @@ demo() {
   if [[ ${#built[@]} -gt 0 ]]; then
     "$PY" -m common_eval.table "$demo_logs"
     echo "runs of this demo: $demo_logs"
+    "$PY" -m common_eval.report "$demo_logs" --out "$demo_logs/report.html" >/dev/null
+    echo "report of this demo: $demo_logs/report.html (open it in a browser)"
+    echo "curves: $VENV/bin/tensorboard --logdir $LOGS"
   fi
   if [[ ${#missing[@]} -gt 0 ]]; then
     echo "not built yet: ${missing[*]}"
@@ -241,11 +250,22 @@ case "$cmd" in
   setup) setup ;;
   test) run_tests "$@" ;;
   table) setup; "$PY" -m common_eval.table "${1:-$LOGS}" ;;
+  report)
+    setup
+    if [[ $# -gt 0 && "$1" != -* ]]; then "$PY" -m common_eval.report "$@"; else "$PY" -m common_eval.report "$LOGS" "$@"; fi ;;
+  extract|export)
+    [[ $# -ge 1 && " ${METHODS[*]} " == *" $1 "* ]] \
+      || die "usage: ./reproduce.sh $cmd METHOD --checkpoint CKPT ... (METHOD: ${METHODS[*]})"
+    m="$1"; shift
+    [[ "${1:-}" == "--" ]] && shift
+    setup
+    # run from the caller's folder, so that relative paths mean what the user typed
+    "$PY" "$ROOT/$m/examples/$cmd.py" "$@" ;;
   -h|--help|help) usage ;;
   *)
     if [[ " ${METHODS[*]} " == *" $cmd "* ]]; then
       run_method "$cmd" "$@"
     else
-      die "unknown command or method '$cmd' (valid: demo setup test table ${METHODS[*]})"
+      die "unknown command or method '$cmd' (valid: demo setup test table report extract export ${METHODS[*]})"
     fi ;;
 esac

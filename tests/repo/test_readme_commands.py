@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PY = ROOT / ".venv" / "bin" / "python"
 READMES = ["README.md", "pul/README.md", "buc/README.md", "cdsm/README.md", "ccc/README.md",
            "auxusl/README.md", "common_eval/README.md"]
-NOT_RUN = {"", "test", "setup", "demo", "table"}  # the wrapper's own commands (tests/repo/test_reproduce.py)
+NOT_RUN = {"", "test", "setup", "demo", "table", "report"}  # the wrapper's own commands (tests/repo/test_reproduce.py)
 
 
 START = re.compile(r"(\./reproduce\.sh|python3? (examples/|-m )|torchrun )")
@@ -65,6 +65,8 @@ def test_the_readmes_show_commands():
 def resolve(readme: str, cmd: str) -> tuple[list[str], Path]:
     """The command as run here: the venv's Python, --print-config for training, --help otherwise."""
     words = [PLACEHOLDERS.get(w, w) for w in shlex.split(os.path.expandvars(os.path.expanduser(cmd)))]
+    if words[0] == "./reproduce.sh" and words[1] in ("extract", "export"):  # METHOD's script, --help
+        return ["bash", str(ROOT / "reproduce.sh"), *words[1:3], "--help"], ROOT
     if words[0] == "./reproduce.sh":
         cut = words.index("--") if "--" in words else len(words)
         return ["bash", str(ROOT / "reproduce.sh"), *words[1:cut], "--print-config", *words[cut:]], ROOT

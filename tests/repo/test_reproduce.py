@@ -1,14 +1,25 @@
 """The repository's entry points: reproduce.sh argument handling, CI, README commands."""
+import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 METHODS = ("pul", "buc", "cdsm", "ccc", "auxusl")
+
+
+def check_in_chromium(page, **kwargs):
+    """The headless-Chromium check of tests/common_eval/test_report.py: (images decoded, images)."""
+    spec = importlib.util.spec_from_file_location("ce_report", ROOT / "tests/common_eval/test_report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.check_in_chromium(page, **kwargs)
 
 
 def run(*args, env=None):
@@ -17,7 +28,8 @@ def run(*args, env=None):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("bogus",), "unknown command or method 'bogus' (valid: demo setup test table pul buc cdsm ccc auxusl)"),
+    (("bogus",), "unknown command or method 'bogus' (valid: demo setup test table report extract export "
+                 "pul buc cdsm ccc auxusl)"),
     (("cdsm",), "usage: ./reproduce.sh cdsm DATASET"),
     (("cdsm", "veri"), "cdsm does not support dataset 'veri' (valid: market duke msmt17)"),
     (("ccc", "duke"), "ccc does not support dataset 'duke' (valid: market msmt17 veri)"),
@@ -25,6 +37,8 @@ def run(*args, env=None):
     (("pul", "duke", "duke"), "pul needs two different datasets"),
     (("auxusl", "market"), "auxusl does not support dataset 'market' (valid: mars dukevideo)"),
     (("test", "--nope"), "test: unknown option '--nope'"),
+    (("extract",), "usage: ./reproduce.sh extract METHOD --checkpoint CKPT"),
+    (("export", "nope"), "usage: ./reproduce.sh export METHOD --checkpoint CKPT"),
 ])
 def test_bad_arguments_give_one_clear_line(args, message):
     out = run(*args)
@@ -134,6 +148,35 @@ def test_a_rerun_never_overwrites_a_run_and_resume_continues_it(tmp_path):
     assert after["common"] == before["common"] and after["epochs"] == before["epochs"]
     assert (folder / "model_best.pth.tar").read_bytes() == kept["model_best.pth.tar"]
 
-    scored = run("ccc", "market", "--data-root", str(data), "--eval", str(folder / "model_best.pth.tar"))
+    scored = run("ccc", "market", "--data-root", str(data), "--eval", str(folder / "model_best.pth.tar"),
+                 "--", "--visrank", "5", "--visrank-queries", "4")
     assert scored.returncode == 0, scored.stderr[-2000:]
     assert f"{before['common']['mAP']:.1f}" in scored.stdout, scored.stdout[-2000:]
+    # the ranked lists go beside the checkpoint: 4 queries and the grid
+    assert len(list((folder / "visrank").glob("*.jpg"))) == 5
+
+    # features of a folder of images, and the ONNX export, through the wrapper from another folder
+    query = data / "Market-1501-v15.09.15" / "query"
+    feats = tmp_path / "feats.npy"
+    pulled = run("extract", "ccc", "--checkpoint", str(folder / "model_best.pth.tar"), "--images", str(query),
+                 "--out", str(feats))
+    assert pulled.returncode == 0, pulled.stderr[-2000:]
+    names = feats.with_suffix(".txt").read_text().splitlines()
+    assert len(names) == len(list(query.glob("*.jpg"))) and np.load(feats).shape[0] == len(names)
+    exported = run("export", "ccc", "--checkpoint", str(folder / "model_best.pth.tar"), "--out",
+                   str(tmp_path / "model.onnx"))
+    assert exported.returncode == 0 and (tmp_path / "model.onnx").stat().st_size > 0, exported.stderr[-2000:]
+
+    # a second real run of another variant, then one report of both, rendered by Chromium
+    other = run("ccc", "market", "--smoke", "--cluster", "dbscan", "--data-root", str(data),
+                "--logs-dir", str(tmp_path / "logs"))
+    assert other.returncode == 0, other.stderr[-2000:]
+    page = tmp_path / "report.html"
+    made = run("report", str(tmp_path / "logs"), "--out", str(page))
+    assert made.returncode == 0 and str(page) in made.stdout, made.stderr[-2000:]
+    html = page.read_text()
+    assert "market-smoke-hdc" in html and "market-smoke-dbscan" in html
+    if not shutil.which("chromium"):
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it): the page was not rendered")
+    ok, total = check_in_chromium(page, screenshot=tmp_path / "report.png")
+    assert total >= 5 and ok == total  # the comparison's curves of both runs and the ranked-list grid
