@@ -71,7 +71,7 @@ setup() {
   command -v "$py" >/dev/null || die "no $py on PATH; Python >= 3.10 is required (set PYTHON=...)"
   "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
     || die "$py is $("$py" --version 2>&1); Python >= 3.10 is required (set PYTHON=...)"
-  echo "==> set-up: $VENV (pinned stack, editable packages, Cython extensions)"
+  echo "==> set-up: $VENV (pinned stack, editable packages, Cython extensions)" >&2
   [[ -x "$PY" ]] || "$py" -m venv "$VENV"
   # plain pip: the machine's pip configuration may serve the large wheels from local disk
   "$PY" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements.txt"
@@ -85,7 +85,7 @@ setup() {
   "$PY" -c 'import common_eval, common_eval._rank, common_eval._knn' \
     || die "common_eval's extensions did not build; see the pip output above"
   echo "$stamp" > "$VENV/.reproduce-stamp"
-  echo "==> set-up done"
+  echo "==> set-up done" >&2
 }
 
 # ---------------------------------------------------------------------------------------- tests
