@@ -22,6 +22,8 @@ Evaluation (``evaluate``) is meant for rank 0 alone and uses the unwrapped model
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 from torch import nn
@@ -33,7 +35,7 @@ from .merge import MergeResult, merge_clusters
 from .models.ghost_bn import set_ghost_bn
 from .trainers import Trainer
 from .utils import distributed as du
-from .utils.data import Preprocessor, collate
+from .utils.data import Preprocessor, collate, sample_frames
 from .utils.data import transforms as T
 from .utils.data.sampler import DistributedBatchSampler
 
@@ -162,10 +164,11 @@ class BottomUp:
             if stop_after_epochs is not None and ran >= stop_after_epochs:
                 break
             lr = self.adjust_lr(optimizer, step, epoch)
+            t0 = time.time()
             stats = trainer.train(epoch, loader, optimizer, step=step, print_freq=print_freq,
                                   writer=writer, global_step=self._global_iter(step, epoch, len(loader)),
                                   progress=self.progress)
-            stats["lr"] = lr
+            stats["lr"], stats["seconds"] = lr, time.time() - t0
             du.broadcast_buffers(self.module)   # rank 0's BN running statistics on every rank
             ran += 1
             if on_epoch_end is not None:
@@ -199,6 +202,24 @@ class BottomUp:
         qf = self.extract([r[0] for r in query], "extract query")
         gf = self.extract([r[0] for r in gallery], "extract gallery")
         return evaluate_all(qf, gf, query, gallery, cmc_configs=cmc_configs, metric=metric, seed=seed)
+
+    def skip_evaluation(self, query, gallery, metric=None) -> None:
+        """Takes the random draws ``evaluate`` would take, and does nothing else (``--eval-every``):
+        each evaluation DataLoader draws its base seed from torch's generator when its iterator
+        is made, and with ``workers`` 0 a tracklet longer than ``max_frames`` draws its frame
+        subset from python's ``random``. So a run that skips an evaluation trains exactly as the
+        run that makes it (tested). A learned ``metric`` draws what its fit draws in addition;
+        that is not emulated (the equality is for the default Euclidean ranking)."""
+        lists = [[r[0] for r in query], [r[0] for r in gallery]]
+        if metric is not None and metric.algorithm != "euclidean":
+            lists.insert(0, self.train_samples)
+        for samples in lists:
+            dataset = self.get_dataloader(samples, training=False).dataset
+            iter(DataLoader(dataset, batch_size=1, num_workers=0))   # the base-seed draw
+            if self.workers == 0:
+                for frames in samples:
+                    if len(frames) > self.max_frames:
+                        sample_frames(frames, 1, False, self.max_frames)
 
     # ------------------------------------------------------------------------ merge
     def get_new_train_data(self, labels, nums_to_merge: int, size_penalty: float,

@@ -241,27 +241,33 @@ def restore_state(bu, checkpoint: dict | None, num_samples: int, rank: int) -> d
 
 
 def save_state(path: Path, bu, state: dict, config: dict, t_start: float, step: int, epoch: int,
-               optimizer=None, *, main_rank: bool = True) -> None:
+               optimizer=None, *, main_rank: bool = True, resolved: dict | None = None) -> None:
     """checkpoint.pth.tar (rank 0): everything that determines the future, at (step, epoch).
     Every rank moves its state on (a run resumed inside a step starts the next step at epoch 0
-    with a fresh optimizer on all ranks alike); rank 0 alone writes."""
+    with a fresh optimizer on all ranks alike); rank 0 alone writes. ``args`` = the command's
+    flags (what --resume compares), ``config`` = the resolved configuration (what test.py,
+    extract.py and export.py read: the checkpoint alone describes its model)."""
     state.update(step=step, epoch=epoch, optimizer=optimizer.state_dict() if optimizer else None)
     if not main_rank:
         return
     ckpt = {**bu.state_dict(), **state, "rng": rng_state(), "args": config,
+            "config": resolved if resolved is not None else config,
             "wall_seconds": state["wall_seconds"] + time.time() - t_start}
     save_checkpoint(plain(ckpt), path)   # tensors, numbers, strings: weights_only loads it
 
 
-def record_step(state: dict, entry: dict, model, config: dict, best_path: Path, main_rank: bool) -> None:
-    """Appends a finished step to the history; a new best (by native mAP, rank 0) is kept as the
-    best entry and written to model_best.pth.tar."""
+def record_step(state: dict, entry: dict, model, config: dict, best_path: Path, main_rank: bool,
+                resolved: dict | None = None) -> None:
+    """Appends a finished step to the history; a new best (by native mAP, rank 0; only steps
+    that were evaluated, see --eval-every) is kept as the best entry and written to
+    model_best.pth.tar with the resolved ``config``."""
     state["history"].append(entry)
-    if main_rank and (state["best"] is None
-                      or entry["native"]["mAP"] > state["best"]["native"]["mAP"]):  # by native mAP
+    if main_rank and "native" in entry and (
+            state["best"] is None or entry["native"]["mAP"] > state["best"]["native"]["mAP"]):
         state["best"] = entry
         save_checkpoint(plain({"model": model.state_dict(), "step": entry["step"], "metrics": entry,
-                               "args": config}), best_path)
+                               "args": config, "config": resolved if resolved is not None else config}),
+                        best_path)
 
 
 def write_run_results(logs_dir: Path, state: dict, dataset, bu, *, dataset_name: str, smoke: bool,

@@ -52,9 +52,11 @@ def ids_and_cams(records):
 
 
 def evaluate_all(query_features, gallery_features, query, gallery, cmc_configs=("market1501",),
-                 cmc_topk=(1, 5, 10, 20), metric=None, seed: int = 0, verbose: bool = True) -> RankResult:
+                 cmc_topk=(1, 5, 10, 20), metric=None, seed: int = 0, verbose: bool = True,
+                 distmat=None) -> RankResult:
     """Ranks query against gallery and prints Open-ReID's summary; returns the market1501
-    RankResult (every AP flavour: ``.metrics("sklearn018")``, ``.metrics("stepwise")``)."""
+    RankResult (every AP flavour: ``.metrics("sklearn018")``, ``.metrics("stepwise")``).
+    ``distmat`` (Q x G, e.g. re-ranked distances) replaces the features' distances."""
     unknown = [c for c in cmc_configs if c not in CMC_CONFIGS]
     if unknown:
         raise ValueError(f"unknown CMC config {unknown}; valid: {', '.join(CMC_CONFIGS)}")
@@ -64,9 +66,12 @@ def evaluate_all(query_features, gallery_features, query, gallery, cmc_configs=(
     q_pids, q_cams = ids_and_cams(query)
     g_pids, g_cams = ids_and_cams(gallery)
     max_rank = min(100, len(gallery))
-    common = dict(query_features=qf, gallery_features=gf, q_pids=q_pids, g_pids=g_pids,
-                  q_camids=q_cams, g_camids=g_cams, metric="sqeuclidean", max_rank=max_rank,
+    common = dict(q_pids=q_pids, g_pids=g_pids, q_camids=q_cams, g_camids=g_cams, max_rank=max_rank,
                   ap=NATIVE_AP, seed=seed)
+    if distmat is None:
+        common.update(query_features=qf, gallery_features=gf, metric="sqeuclidean")
+    else:
+        common["distmat"] = distmat
     results = {"market1501": evaluate(**common, **CMC_CONFIGS["market1501"])}
     for name in cmc_configs:
         if name not in results:

@@ -90,7 +90,7 @@ class Trainer:
             end = time.time()
             if writer is not None:
                 writer.add_scalar("train/loss", loss_value, global_step + i)
-                writer.add_scalar("train/prec", prec, global_step + i)
+                writer.add_scalar("buc/prec", prec, global_step + i)   # BUC's own: memory accuracy
             bar.set_postfix(loss=f"{losses.avg:.3f}", prec=f"{precisions.avg:.2%}")
             if (i + 1) % print_freq == 0:
                 print(f"Epoch: [{epoch}][{i + 1}/{len(data_loader)}]\t"

@@ -105,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mixed precision for the training forward (fp16: with a GradScaler on CUDA)")
     r.add_argument("--channels-last", "--channels_last", dest="channels_last", action="store_true",
                    help="channels_last memory format (GPU speed; off = the original)")
+    r.add_argument("--eval-every", "--eval_every", dest="eval_every", type=int, default=1,
+                   help="evaluate on query/gallery after every N-th step and always after the last "
+                        "(1 = the original: every step); the best model is chosen among the evaluated "
+                        "steps; training is unchanged")
     r.add_argument("--stop_after_epochs", type=int, default=None,
                    help="stop (as if interrupted) after this many epochs in this process; for resume tests")
     r.add_argument("--stop_after_steps", type=int, default=None,
@@ -134,6 +138,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         datasets.get_class(args.dataset)
     except KeyError as exc:
         p.error(str(exc.args[0]))
+    if args.eval_every < 1:
+        p.error(f"--eval-every must be at least 1, got {args.eval_every}")
     if args.bn_slices is not None and args.bn_slices < 1:
         p.error(f"--bn-slices must be at least 1, got {args.bn_slices}")
     if args.data_dir is None:
@@ -147,6 +153,8 @@ def resolved_config(config: dict, world: int | None = None) -> dict:
     flags leave to the dataset (None / auto) filled in. --print-config prints it; --resume compares
     the checkpoint's and the command's through it."""
     c = dict(config)
+    if c.get("eval_every") is None:   # checkpoints from before --eval-every evaluated every step
+        c["eval_every"] = 1
     world = int(os.environ.get("WORLD_SIZE", "1")) if world is None else world
     try:
         cls = datasets.get_class(c.get("dataset"))

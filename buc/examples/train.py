@@ -7,6 +7,9 @@ reads top to bottom:
 
     for each step:  train on the current clusters -> evaluate -> merge (memory reset to zeros)
 
+(``--eval-every N``: evaluate only after every N-th step and the last; the phases' seconds of
+each step go to log.txt, results.json's history and TensorBoard.)
+
 Presets: ``--config FILE`` loads a YAML file as argparse defaults; ``--smoke`` loads
 ``configs/smoke-image.yaml`` or ``configs/smoke-video.yaml`` (CPU, synthetic data). Flags given
 on the command line always win.
@@ -94,20 +97,22 @@ def run(args, logs_dir: Path, resume, argv) -> int:
           f"device {device}, fixed layers {fixed_layer}, BN slices {args.bn_slices}"
           + (f", {world} processes" if world > 1 else ""))
 
+    resolved = resolved_config(vars(args))   # stored as "config" in every checkpoint
+    resolved.pop("print_config", None)
     writer = engine.open_writer(logs_dir, main_rank)
     state = engine.restore_state(bu, resume, num_samples, rank)   # fresh, or the checkpoint's
     ckpt_path = logs_dir / "checkpoint.pth.tar"
 
     def save(step, epoch, optimizer=None):   # checkpoint.pth.tar (rank 0)
         engine.save_state(ckpt_path, bu, state, vars(args), t_start, step, epoch, optimizer,
-                          main_rank=main_rank)
+                          main_rank=main_rank, resolved=resolved)
 
     # ---- the starting model, evaluated as every step will be
     if state["initial"] is None and main_rank:
         print("initial model (before step 0):")
         state["initial"] = metrics_of(bu.evaluate(dataset.query, dataset.gallery, cmc_configs=cmc_configs,
                                                   seed=args.seed))
-        writer.add_scalar("test/mAP", state["initial"]["native"]["mAP"], 0)
+        log_metrics(writer, state["initial"], 0)
         save(0, 0)
 
     epochs_run, steps_run = 0, 0
@@ -118,44 +123,63 @@ def run(args, logs_dir: Path, resume, argv) -> int:
         warning = collapse_warning(clusters, len(np.unique(true_pids)), num_samples)
         if warning:
             print(warning)
-        writer.add_scalar("train/clusters", clusters, step)
+        writer.add_scalar("cluster/clusters", clusters, step)
+        writer.add_scalar("cluster/outliers", 0, step)      # BUC leaves no sample outside a cluster
+        seconds = {"train": 0.0, "evaluate": 0.0, "extract": 0.0, "merge": 0.0}   # this step's phases
 
         # train on the current clusters (resumes inside the step from the saved epoch)
         def on_epoch_end(s, epoch, optimizer, stats):
             writer.add_scalar("train/lr", stats["lr"], bu._global_iter(s, epoch + 1, stats["iterations"]))
+            writer.add_scalar("time/epoch", stats["seconds"], bu._global_iter(s, epoch, 1))
             save(s, epoch + 1, optimizer)
 
         budget = None if args.stop_after_epochs is None else args.stop_after_epochs - epochs_run
+        t0 = time.time()
         epochs_run += bu.train(labels, step, start_epoch=state["epoch"], optimizer_state=state["optimizer"],
                                on_epoch_end=on_epoch_end, writer=writer, stop_after_epochs=budget)
+        seconds["train"] = time.time() - t0
         if args.stop_after_epochs is not None and epochs_run >= args.stop_after_epochs:
             print(f"stopping after {epochs_run} epochs as asked (--stop_after_epochs); "
                   f"continue with --resume")
             writer.close()
             return 0
 
-        # evaluate on query / gallery, as the original does after every step (rank 0)
+        # evaluate on query / gallery, as the original does after every step (rank 0); with
+        # --eval-every N only every N-th step and the last (the skipped ones take the same draws)
         entry = {"step": step, "clusters": clusters}
-        if main_rank:
+        t0 = time.time()
+        if main_rank and evaluates(step, args.eval_every, num_steps):
             result = bu.evaluate(dataset.query, dataset.gallery, metric=metric, labels=labels,
                                  cmc_configs=cmc_configs, seed=args.seed)
             entry.update(metrics_of(result))
-            writer.add_scalar("test/mAP", entry["native"]["mAP"], step + 1)
-            writer.add_scalar("test/mAP_stepwise", entry["common"]["mAP"], step + 1)
-            writer.add_scalar("test/rank1", entry["native"]["rank1"], step + 1)
+            log_metrics(writer, entry, step + 1)
+        elif main_rank:
+            bu.skip_evaluation(dataset.query, dataset.gallery, metric=metric)
+            print(f"evaluation skipped (--eval-every {args.eval_every})")
+        seconds["evaluate"] = time.time() - t0
 
         # merge the closest clusters; the memory restarts at zeros
         if step + 1 < num_steps:
             print("-" * 40 + " bottom-up clustering " + "-" * 40)
-            merged = bu.get_new_train_data(labels, nums_to_merge, args.size_penalty)
+            t0 = time.time()
+            features = bu.extract(bu.train_samples, "extract train", sharded=True)
+            seconds["extract"] = time.time() - t0
+            t0 = time.time()
+            merged = bu.get_new_train_data(labels, nums_to_merge, args.size_penalty, features=features)
+            seconds["merge"] = time.time() - t0
             state["labels"] = merged.labels
             entry["merge_purity"] = purity(merged.labels, true_pids)
             entry["correct_merges"] = int(sum(true_pids[i] == true_pids[j] for i, j in merged.pairs))
             print(f"merge purity (diagnostic, true identities): {entry['merge_purity']:.3f}, "
                   f"same-identity merges {entry['correct_merges']}/{len(merged.pairs)}")
-            writer.add_scalar("train/merge_purity", entry["merge_purity"], step + 1)
-        # best/last bookkeeping (model_best.pth.tar) and the checkpoint of the next step
-        engine.record_step(state, entry, bu.module, vars(args), logs_dir / "model_best.pth.tar", main_rank)
+            writer.add_scalar("buc/merge_purity", entry["merge_purity"], step + 1)
+        entry["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
+        print(f"step {step} seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()))
+        for phase, value in seconds.items():
+            writer.add_scalar(f"time/{phase}", value, step)
+        # best/last bookkeeping (model_best.pth.tar, among evaluated steps) and the next checkpoint
+        engine.record_step(state, entry, bu.module, vars(args), logs_dir / "model_best.pth.tar", main_rank,
+                           resolved=resolved)
         save(step + 1, 0)
         steps_run += 1
         print("\n")
@@ -169,6 +193,19 @@ def run(args, logs_dir: Path, resume, argv) -> int:
         engine.write_run_results(logs_dir, state, dataset, bu, dataset_name=args.dataset, smoke=args.smoke,
                                  num_steps=num_steps, t_start=t_start, command=command, config=vars(args))
     return 0
+
+
+def evaluates(step: int, eval_every: int, num_steps: int) -> bool:
+    """Whether step ``step`` is evaluated: every ``eval_every``-th step and always the last."""
+    return (step + 1) % eval_every == 0 or step + 1 == num_steps
+
+
+def log_metrics(writer, entry: dict, x: int) -> None:
+    """The common TensorBoard tags (eval/: step-wise AP, in %) and BUC's native flavour."""
+    writer.add_scalar("eval/mAP", entry["common"]["mAP"], x)
+    writer.add_scalar("eval/rank1", entry["common"]["rank1"], x)
+    writer.add_scalar("buc/mAP_native", entry["native"]["mAP"], x)
+    writer.add_scalar("buc/rank1_native", entry["native"]["rank1"], x)
 
 
 if __name__ == "__main__":

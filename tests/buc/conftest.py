@@ -67,3 +67,22 @@ def tiny_argv(root, logs, *extra) -> list[str]:
             "--pretrained", "none", "--height", "64", "--width", "32", "-b", "8", "-f", "64",
             "--workers", "0", "-mp", "0.2", "--initial_steps", "2", "--lr_step_size", "1",
             "--later_steps", "1", "--no-progress", "--print_freq", "1000", *extra]
+
+
+def untimed(history: list) -> list:
+    """A results history without the phase seconds (wall-clock times differ between any two runs)."""
+    return [{k: v for k, v in entry.items() if k != "seconds"} for entry in history]
+
+
+TINY_RUN = ("--steps", "2", "--initial_steps", "1")   # 2 steps of 1 epoch each: seconds
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(tiny_root, tmp_path_factory):
+    """One tiny trained run (its folder: checkpoint.pth.tar, model_best.pth.tar, results.json,
+    TensorBoard events), made once per session for the tests that use a trained model."""
+    from train import main
+
+    logs = tmp_path_factory.mktemp("tiny_trained") / "run"
+    assert main(tiny_argv(tiny_root, logs, *TINY_RUN)) == 0
+    return logs
