@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "semi: --num-ids minus --known); 'auto' = the target's true identity count")
     g.add_argument("--kmeans-n-init", type=int, default=10)
     g.add_argument("--kmeans-max-iter", type=int, default=300)
+    g.add_argument("--kmeans", choices=("sklearn", "faiss"), default="sklearn",
+                   help="[added] k-means implementation: sklearn = scikit-learn's KMeans (k-means++, the "
+                        "original's); faiss = faiss.Kmeans (its k-means++, nredo = --kmeans-n-init, niter = "
+                        "--kmeans-max-iter, float32), faster at paper size (see README)")
     g.add_argument("--known", type=int, default=50, help="semi: labelled target identities (KNOWN)")
     g.add_argument("--num-ids", type=int, default=None, help="semi: classifier width (NUM_IDS, default 750 "
                                                              "as the original for market/cuhk03, 700 duke)")

@@ -29,8 +29,10 @@ from options import PLUMBING, config_yaml, parse_args, run_config  # noqa: E402
 import pul  # noqa: E402,F401  (sets KERAS_BACKEND=tensorflow before keras is imported)
 from pul.engine import (  # noqa: E402
     BASELINE_KEYS,
+    PhaseTimer,
     check_baseline_given,
     check_run_folder,
+    checkpoint_config,
     collapse_warning,
     evaluate_target,
     finish_baseline,
@@ -106,7 +108,7 @@ def run_baseline(args, folder: Path, dataset_name: str, data_root: str, scalars=
     def epoch_done(epoch, logs):
         if collapsed:
             print(collapsed + f" (epoch {epoch})")
-        save_model(model, last)
+        save_model(model, last, checkpoint_config(run_config(args), "baseline", 0))
         state.save({"stage": "baseline", "epoch_done": epoch, "settings": settings, "config": args._config,
                     "wall_seconds": wall_before + time.time() - t_start})
         if scalars is not None:
@@ -116,7 +118,8 @@ def run_baseline(args, folder: Path, dataset_name: str, data_root: str, scalars=
         on_epoch_done=epoch_done, where=f"the baseline on {dataset_name}",
         verbose=0 if args.no_progress else None)
     return finish_baseline(model, folder, ds, size, args.eval_batch_size, not args.no_progress, settings,
-                           num_classes, wall_before, t_start, state, last)
+                           num_classes, wall_before, t_start, state, last,
+                           config=checkpoint_config(run_config(args), "baseline", 0))
 
 
 # ============================================================================ PUL
@@ -179,22 +182,28 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
             arrays = load_arrays(sel_file)
             train_idx, train_lab = arrays["train_indices"], arrays["train_labels"]
             info, start_epoch = inside["current"], int(inside["epoch_done"])
+            timer = PhaseTimer(info.get("seconds"))   # the phases run before the interruption
             print(f"   (resumed) {len(train_idx)} training images, continuing after epoch {start_epoch}")
         else:
+            timer = PhaseTimer()
             # ---- 1-2. avg_pool features of the target training images, previous model
-            if previous is None:  # resumed after iteration t - 1
-                with strategy.scope():
-                    previous = load_model(ckpt_dir / f"{t - 1}.keras", compile=False)
-            feats = extract_features(feature_model(previous), images[pool], args.eval_batch_size,
-                                     not args.no_progress, "target features")
-            # ---- 3. k-means with K on the raw features
-            clustering = kmeans(feats, K, seed=epoch_seed(args.seed, 1, t, 1), n_init=args.kmeans_n_init,
-                                max_iter=args.kmeans_max_iter)
+            with timer("extract"):
+                if previous is None:  # resumed after iteration t - 1
+                    with strategy.scope():
+                        previous = load_model(ckpt_dir / f"{t - 1}.keras", compile=False)
+                feats = extract_features(feature_model(previous), images[pool], args.eval_batch_size,
+                                         not args.no_progress, "target features")
+            # ---- 3. k-means with K on the raw features (scikit-learn, or --kmeans faiss)
+            with timer("kmeans"):
+                clustering = kmeans(feats, K, seed=epoch_seed(args.seed, 1, t, 1), n_init=args.kmeans_n_init,
+                                    max_iter=args.kmeans_max_iter, method=args.kmeans)
             # ---- 4-6. centre images, cosine similarity, reliable images keep their k-means label
-            sel = select_reliable(feats, clustering, args.lam, args.selection)
+            with timer("selection"):
+                sel = select_reliable(feats, clustering, args.lam, args.selection)
             rel = pool[sel.indices]
             info = {"selected": sel.num_selected, "clusters_used": sel.num_clusters_used,
-                    **pseudo_label_quality(true_pids[rel], sel.labels)}
+                    "clusters": int(len(np.unique(clustering.labels))),
+                    **pseudo_label_quality(true_pids[rel], sel.labels), "seconds": timer.seconds}
             print(f"   reliable images: {sel.num_selected}/{len(pool)} in {sel.num_clusters_used}/{K} "
                   f"clusters "
                   f"(lambda {args.lam}, rule '{args.selection}'); vs true ids (diagnostic only): "
@@ -229,26 +238,43 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
         print(f"   fine-tuning a fresh baseline copy: {len(train_idx)} images, {width} classes, "
               f"{steps} steps/epoch, epochs {start_epoch + 1}..{E}")
 
-        def epoch_done(epoch, logs_, t=t, info=info, model_=model, collapsed=collapsed):
+        last_logs, t_fit = {}, time.perf_counter()
+
+        def epoch_done(epoch, logs_, t=t, info=info, model_=model, collapsed=collapsed, timer=timer,
+                       t_fit=t_fit, last_logs=last_logs):
             if collapsed:
                 print(collapsed + f" (epoch {epoch})")
-            save_model(model_, last)
+            save_model(model_, last, checkpoint_config(run_config(args), "pul", t))
+            # the training seconds so far, kept in the state: a resumed iteration adds its own
+            trained = timer.seconds.get("train", 0.0) + time.perf_counter() - t_fit
+            info["seconds"] = {**timer.seconds, "train": round(trained, 3)}
             save_state(t, epoch, False, info)
             log_epoch(scalars, (t - 1) * E + epoch, "pul", logs_, model_)
+            last_logs.update(logs_)
 
-        fit(model, stream, E, steps, start_epoch, seed_parts=(args.seed, 1, t), on_epoch_done=epoch_done,
-            where=f"PUL iteration {t}", verbose=0 if args.no_progress else None)
+        with timer("train"):
+            fit(model, stream, E, steps, start_epoch, seed_parts=(args.seed, 1, t), on_epoch_done=epoch_done,
+                where=f"PUL iteration {t}", verbose=0 if args.no_progress else None)
 
         # ---- 10. save iteration t's model; evaluate (the original evaluated every checkpoint)
-        save_inference_copy(model, ckpt_dir / f"{t}.keras")
+        save_inference_copy(model, ckpt_dir / f"{t}.keras", checkpoint_config(run_config(args), "pul", t))
         if args.keep_checkpoints == "last" and t > 1 and (ckpt_dir / f"{t - 1}.keras").exists():
             (ckpt_dir / f"{t - 1}.keras").unlink()
         record = {"iteration": t, **info}
-        scalars.log(t, **{"pul/selected": info["selected"], "pul/not_reliable": len(pool) - info["selected"],
-                          "pul/clusters_used": info["clusters_used"], "pul/pseudo_label_ari": info["ari"]})
         if t == args.iterations or (args.eval_every and t % args.eval_every == 0):
-            record["eval"] = evaluate(model, f"iteration {t} on the target")
+            with timer("evaluate"):
+                record["eval"] = evaluate(model, f"iteration {t} on the target")
             log_eval(scalars, t, record["eval"])
+        record["seconds"] = timer.seconds
+        print(timer.line())
+        # the common tags of the five methods (PUL's "epoch" is its iteration), then PUL's own
+        scalars.log(t, **{"train/loss": last_logs.get("loss"),
+                          "train/lr": float(model.optimizer.learning_rate.numpy()),
+                          "cluster/clusters": info.get("clusters", K), "cluster/outliers": 0,
+                          "time/epoch": sum(timer.seconds.values()),
+                          "pul/selected": info["selected"], "pul/not_reliable": len(pool) - info["selected"],
+                          "pul/clusters_used": info["clusters_used"], "pul/pseudo_label_ari": info["ari"],
+                          **{f"pul/seconds_{k}": v for k, v in timer.seconds.items()}})
         history.append(record)
         save_state(t, E, True, None)
         if last.exists():

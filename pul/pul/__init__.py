@@ -19,3 +19,11 @@ __version__ = "1.0.0"
 
 class PULError(RuntimeError):
     """An error with a message meant for the user (what is wrong and how to fix it)."""
+
+
+def __getattr__(name):
+    # the public API, imported when first used (importing pul must not start TensorFlow)
+    if name in ("FeatureExtractor", "list_inputs"):
+        from . import extractor
+        return getattr(extractor, name)
+    raise AttributeError(f"module 'pul' has no attribute {name!r}")

@@ -3,7 +3,10 @@
 * Keras models: ``model.save`` into a temporary ``.keras`` file in the same folder, then
   ``os.replace`` (a crash leaves the previous file intact; the file gets the umask's mode). A
   compiled model's file holds the optimizer state (SGD momentum, iteration counter). Models are
-  loaded in Keras' safe mode (no code from the file).
+  loaded in Keras' safe mode (no code from the file). A checkpoint written by train.py also holds
+  the run's resolved configuration, as the JSON member ``pul_config.json`` of the ``.keras`` zip
+  (Keras ignores members it does not know; ``read_config`` reads it as plain JSON), so that
+  test.py, extract.py and export.py need only the checkpoint.
 * The run state ``state.json``: stage (baseline / pul), iteration, epochs finished inside the
   iteration, history, best metric, file names and the run's configuration (``config``: what
   ``--resume`` compares with the command's); ``selection_<t>.npz``: iteration t's selected
@@ -24,10 +27,33 @@ import numpy as np
 
 from .runfiles import RunError, atomic_write, atomic_write_path, dumps_strict
 
+CONFIG_MEMBER = "pul_config.json"
 
-def save_model(model, path) -> Path:
-    """model.save(path) through a temporary file and a rename."""
-    return atomic_write_path(path, lambda tmp: model.save(tmp), suffix=".keras")
+
+def save_model(model, path, config: dict | None = None) -> Path:
+    """model.save(path) through a temporary file and a rename; ``config`` (the run's resolved
+    configuration, plain JSON values) is stored inside the file as CONFIG_MEMBER."""
+    def save(tmp):
+        model.save(tmp)
+        if config is not None:
+            text = dumps_strict(config, indent=1, sort_keys=True, default=_json_default)
+            with zipfile.ZipFile(tmp, "a") as z:
+                z.writestr(CONFIG_MEMBER, text)
+    return atomic_write_path(path, save, suffix=".keras")
+
+
+def read_config(path) -> dict | None:
+    """The configuration stored in a checkpoint by save_model (JSON only: nothing runs), or None
+    for a file without one (a checkpoint of an earlier version) or that is not a zip (load_model
+    then says what is wrong with it)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            if CONFIG_MEMBER not in z.namelist():
+                return None
+            obj = json.loads(z.read(CONFIG_MEMBER).decode())
+    except (OSError, zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 def save_json(obj, path) -> Path:

@@ -6,6 +6,7 @@ Plain arguments only (no argparse, no YAML): examples/options.py resolves the co
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -311,12 +312,19 @@ def pseudo_label_quality(true_pids, labels) -> dict:
 
 
 # ============================================================================ models and evaluation
-def save_inference_copy(model, path):
-    """The model without optimizer state (iteration checkpoints, 0.keras)."""
+def save_inference_copy(model, path, config: dict | None = None):
+    """The model without optimizer state (iteration checkpoints, 0.keras), with the run's
+    configuration inside (``config``, see pul.checkpoint.save_model)."""
     import keras
 
     from pul.checkpoint import save_model
-    return save_model(keras.Model(model.input, model.output, name=model.name), path)
+    return save_model(keras.Model(model.input, model.output, name=model.name), path, config)
+
+
+def checkpoint_config(config: dict, stage: str, iteration: int) -> dict:
+    """What a checkpoint carries: the run's resolved configuration, which stage wrote it
+    ('baseline': trained on the source; 'pul': iteration N on the target) and the iteration."""
+    return {**config, "stage": stage, "iteration": int(iteration)}
 
 
 def evaluate_target(model, ds, size, batch_size: int, progress: bool, cache, what: str) -> dict:
@@ -330,8 +338,29 @@ def evaluate_target(model, ds, size, batch_size: int, progress: bool, cache, wha
 
 
 def log_eval(scalars, step: int, m: dict) -> None:
-    scalars.log(step, **{"eval/mAP": m["native"]["mAP"], "eval/mAP_stepwise": m["common"]["mAP"],
-                         "eval/rank1": m["native"]["rank1"], "eval/mINP": m["native"]["mINP"]})
+    """The common tags of the five methods (eval/mAP, eval/rank1: the common step-wise flavour,
+    percent) and PUL's own (pul/mAP_trapezoid: the original's AP; eval/mINP)."""
+    scalars.log(step, **{"eval/mAP": m["common"]["mAP"], "eval/rank1": m["common"]["rank1"],
+                         "pul/mAP_trapezoid": m["native"]["mAP"], "eval/mINP": m["common"]["mINP"]})
+
+
+class PhaseTimer:
+    """Seconds of the phases of a PUL iteration (extract, kmeans, selection, train, evaluate):
+    ``with timer("kmeans"): ...`` adds the phase's wall seconds to ``timer.seconds``."""
+
+    def __init__(self, seconds: dict | None = None):
+        self.seconds = dict(seconds or {})
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t, 3)
+
+    def line(self) -> str:
+        return "   seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items())
 
 
 # ============================================================================ bookkeeping
@@ -342,14 +371,15 @@ def log_epoch(scalars, step: int, prefix: str, logs: dict, model) -> None:
 
 
 def finish_baseline(model, folder: Path, ds, size, eval_batch_size: int, progress: bool, settings: dict,
-                    num_classes: int, wall_before: float, t_start: float, state, last: Path) -> dict:
+                    num_classes: int, wall_before: float, t_start: float, state, last: Path,
+                    config: dict | None = None) -> dict:
     """0.keras (no optimizer state), the baseline on its own test set, baseline.json (what a later
     run reuses); the per-epoch last.keras and state go."""
     from pul.checkpoint import save_json
     from pul.evaluation import COMMON_AP, NATIVE_AP, evaluate_model, format_metrics
     from pul.model import feature_model
     final_path = folder / "0.keras"
-    save_inference_copy(model, final_path)
+    save_inference_copy(model, final_path, config)
     print(f"=> baseline saved: {final_path}")
     res = evaluate_model(feature_model(model), ds, size, eval_batch_size, progress)
     source_metrics = {"common": res.metrics(COMMON_AP), "native": res.metrics(NATIVE_AP)}

@@ -61,6 +61,30 @@ def evaluate_features(query_features, gallery_features, query, gallery):
                     max_rank=min(50, len(gallery)))
 
 
+def evaluate_distances(distmat, query, gallery):
+    """common_eval.RankResult of a Q x G distance matrix (e.g. re-ranked distances)."""
+    from common_eval import evaluate
+
+    return evaluate(np.asarray(distmat), np.array([r[1] for r in query]), np.array([r[1] for r in gallery]),
+                    np.array([r[2] for r in query]), np.array([r[2] for r in gallery]), ap=NATIVE_AP,
+                    max_rank=min(50, len(gallery)))
+
+
+def cosine_distances(query_features, gallery_features) -> np.ndarray:
+    """1 - cos, the distance PUL ranks by (Q x G float32)."""
+    from .extractor import l2_normalise
+    return 1.0 - l2_normalise(query_features) @ l2_normalise(gallery_features).T
+
+
+def rerank_distances(query_features, gallery_features, k1: int = 20, k2: int = 6,
+                     lambda_value: float = 0.3) -> np.ndarray:
+    """k-reciprocal re-ranking (Zhong et al., through common_eval) of PUL's cosine distances (not in
+    the original PUL code; the other methods' test.py offer it too)."""
+    from common_eval import k_reciprocal_rerank
+    return k_reciprocal_rerank(query_features=query_features, gallery_features=gallery_features, k1=k1,
+                               k2=k2, lambda_value=lambda_value, metric="cosine")
+
+
 def evaluate_model(feature_model, dataset, size, batch_size: int = 64, progress: bool = True,
                    cache: dict | None = None):
     """Extracts query and gallery features of ``dataset`` and ranks them. ``cache``: optional dict

@@ -32,14 +32,19 @@ class ImageLoadError(PULError):
     """An image file could not be read (the message names it)."""
 
 
+def image_array(im: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """A PIL image as uint8 (H, W, 3) RGB, stretched to size = (H, W) with nearest resampling."""
+    im = im.convert("RGB")
+    if im.size != (size[1], size[0]):
+        im = im.resize((size[1], size[0]), Image.NEAREST)
+    return np.asarray(im, dtype=np.uint8)
+
+
 def load_image(path, size: tuple[int, int]) -> np.ndarray:
-    """One image as uint8 (H, W, 3) RGB, stretched to size = (H, W) with nearest resampling."""
+    """One image file as uint8 (H, W, 3) RGB, stretched to size = (H, W) with nearest resampling."""
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
-            if im.size != (size[1], size[0]):
-                im = im.resize((size[1], size[0]), Image.NEAREST)
-            return np.asarray(im, dtype=np.uint8)
+            return image_array(im, size)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageLoadError(f"cannot read image '{path}' ({exc}); the file is corrupted or not an image: "
                              "replace it with the original from the dataset archive") from exc

@@ -12,6 +12,17 @@ Two selection rules, the code's as default:
 k-means runs on the raw (not normalised) features, scikit-learn ``KMeans`` with the defaults of
 the original's time (k-means++, n_init=10, max_iter=300, tol=1e-4; scikit-learn >= 1.4 would use
 n_init='auto', so it is passed explicitly) and, unlike the original, a seed.
+
+``method="faiss"`` (``--kmeans faiss``, not the original's) keeps scikit-learn's seeding and runs
+the Lloyd iterations in faiss: for each of the n_init restarts, scikit-learn's greedy k-means++
+(``sklearn.cluster.kmeans_plusplus``, KMeans' own initialisation) picks K centres, then
+``faiss.Kmeans`` (``niter`` = max_iter; it stops once the assignment no longer changes) refines
+them from there; the restart with the lowest objective is kept, as n_init does. The seeding runs
+on the float64 features as in the default path, the Lloyd iterations in float32, on every point
+(no subsampling). The distances to the centroids (for the centre images)
+and the labels are then computed from the centroids in float64, as scikit-learn's
+``transform``/``labels_`` are. See ../README.md for its label agreement with scikit-learn and its
+speed.
 """
 from __future__ import annotations
 
@@ -22,6 +33,7 @@ import numpy as np
 from . import PULError
 
 RULES = ("code", "paper")
+KMEANS_METHODS = ("sklearn", "faiss")
 
 
 class SelectionError(PULError):
@@ -65,10 +77,11 @@ def _check_features(features) -> np.ndarray:
 
 
 def kmeans(features, num_clusters: int, seed: int | None = 0, n_init: int = 10, max_iter: int = 300,
-           tol: float = 1e-4) -> Clustering:
-    """k-means with K = num_clusters on the raw features."""
-    from sklearn.cluster import KMeans
-
+           tol: float = 1e-4, method: str = "sklearn") -> Clustering:
+    """k-means with K = num_clusters on the raw features (method: 'sklearn', the original's, or
+    'faiss'; see the module docstring)."""
+    if method not in KMEANS_METHODS:
+        raise SelectionError(f"unknown k-means method {method!r}; valid: {', '.join(KMEANS_METHODS)}")
     f = _check_features(features)
     n = f.shape[0]
     if isinstance(num_clusters, bool) or not isinstance(num_clusters, (int, np.integer)) or num_clusters < 1:
@@ -77,11 +90,56 @@ def kmeans(features, num_clusters: int, seed: int | None = 0, n_init: int = 10, 
         raise SelectionError(f"K = {num_clusters} clusters but only {n} images to cluster; k-means needs "
                              f"K <= {n}. Lower --num-clusters (the original sets K near the number of "
                              "identities of the target training set)")
+    if method == "faiss":
+        return _kmeans_faiss(f, int(num_clusters), seed, n_init, max_iter)
+    from sklearn.cluster import KMeans
+
     km = KMeans(n_clusters=int(num_clusters), init="k-means++", n_init=n_init, max_iter=max_iter, tol=tol,
                 random_state=seed)
     km.fit(f)
     return Clustering(centroids=km.cluster_centers_, labels=km.labels_.astype(np.int64),
                       distances=km.transform(f), inertia=float(km.inertia_), n_iter=int(km.n_iter_))
+
+
+def centroid_distances(features: np.ndarray, centroids: np.ndarray, block: int = 4096) -> np.ndarray:
+    """(N, K) Euclidean distances in float64, by blocks of rows."""
+    f = np.asarray(features, dtype=np.float64)
+    c = np.asarray(centroids, dtype=np.float64)
+    c2 = (c * c).sum(axis=1)
+    out = np.empty((len(f), len(c)))
+    for s in range(0, len(f), block):
+        x = f[s:s + block]
+        d2 = (x * x).sum(axis=1)[:, None] - 2.0 * (x @ c.T) + c2[None, :]
+        out[s:s + block] = np.sqrt(np.maximum(d2, 0.0))
+    return out
+
+
+def _kmeans_faiss(f: np.ndarray, k: int, seed: int | None, n_init: int, max_iter: int) -> Clustering:
+    try:
+        import faiss
+    except ImportError:
+        raise SelectionError("--kmeans faiss needs the faiss package (pip install faiss-cpu, or faiss-gpu "
+                             "on a GPU machine); the default --kmeans sklearn needs nothing more") from None
+    from sklearn.cluster import kmeans_plusplus
+    from sklearn.utils import check_random_state
+
+    x = np.ascontiguousarray(f, dtype=np.float32)   # faiss computes in float32
+    rng = check_random_state(seed)                  # one stream for the n_init seedings, as KMeans draws them
+    best = None
+    for _ in range(int(n_init)):
+        init, _ = kmeans_plusplus(f, k, random_state=rng)    # scikit-learn's greedy k-means++ (float64)
+        km = faiss.Kmeans(x.shape[1], k, niter=int(max_iter), nredo=1, seed=int(rng.randint(2**31 - 1)),
+                          max_points_per_centroid=max(1, -(-len(x) // k)), min_points_per_centroid=1,
+                          verbose=False, spherical=False)
+        objective = km.train(x, init_centroids=np.ascontiguousarray(init, dtype=np.float32))
+        if best is None or objective < best[0]:
+            best = (objective, np.array(km.centroids, dtype=np.float64).reshape(k, x.shape[1]), len(km.obj))
+    _, centroids, n_iter = best
+    distances = centroid_distances(f, centroids)
+    labels = distances.argmin(axis=1).astype(np.int64)
+    inertia = float((distances[np.arange(len(f)), labels] ** 2).sum())
+    return Clustering(centroids=centroids, labels=labels, distances=distances, inertia=inertia,
+                      n_iter=int(n_iter))
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

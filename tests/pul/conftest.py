@@ -72,3 +72,21 @@ def pytest_configure(config):
     # Keras 3.15's own convert_to_numpy on TF variables under NumPy 2 (not ours; thousands per run)
     config.addinivalue_line(
         "filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data, tmp_path_factory):
+    """One tiny trained PUL run (baseline of 1 epoch, 1 iteration of 1 epoch at 32 x 16), made once
+    per session in this process: the checkpoints, event files and results the tests of a trained
+    model read."""
+    import json
+
+    train = import_train_script()
+    logs = tmp_path_factory.mktemp("tiny_run") / "logs"
+    argv = ["--config", str(PUL_DIR / "configs" / "smoke.yaml"), "--dataset", "market",
+            "--data-root", str(tiny_data / "b"), "--source", "duke", "--source-root", str(tiny_data / "a"),
+            "--logs-dir", str(logs), "--height", "32", "--width", "16", "--baseline-epochs", "1",
+            "--iterations", "1", "--epochs", "1", "--kmeans-n-init", "1", "--no-progress"]
+    assert train.main(argv) == 0
+    return {"logs": logs, "checkpoint": logs / "checkpoints" / "1.keras", "data": tiny_data,
+            "results": json.loads((logs / "results.json").read_text())}
