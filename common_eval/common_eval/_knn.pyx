@@ -7,11 +7,15 @@
 * ``minsum_count`` / ``minsum_rows``: for rows of V, S_ir = sum_c min(V_ic, V_rc) over the
   columns they share, through the transposed pattern, emitted as d = 1 - S / (2 - S) (clipped
   at 0) into an exactly sized CSR (count first, then fill), optionally sorted by distance.
+* ``minsum_rows_cut``: the same for all rows and columns, keeping only d <= cutoff, in one pass
+  (per-thread growing buffers, then one exactly sized CSR).
 """
-from cython.parallel cimport parallel, prange
+import numpy as np
+
+from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t, uint32_t
-from libc.stdlib cimport calloc, free, malloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy
 from scipy.linalg.cython_blas cimport sdot
 
@@ -298,3 +302,137 @@ def minsum_rows(const int64_t[::1] v_ptr, const int64_t[::1] v_idx, const real[:
         free(cols_tmp)
         free(hist)
         free(seen)
+
+
+def minsum_rows_cut(const int64_t[::1] v_ptr, const int64_t[::1] v_idx, const real[::1] v_val,
+                    const int64_t[::1] t_ptr, const int64_t[::1] t_idx, const real[::1] t_val,
+                    const int64_t[::1] rows, float cutoff, bint sort_rows, int num_threads):
+    """minsum_rows over all columns, keeping only the distances d <= cutoff (float32 compare).
+
+    One pass: no counting pass first, since the kept lengths are known only once a row is
+    computed. Each thread appends the kept entries of its rows to its own growing buffer
+    (a row's entries are sorted there when sort_rows); the exactly sized CSR arrays are then
+    filled from those buffers. Memory is the kept entries (twice, briefly) plus O(N) scratch per
+    thread, instead of every pair that shares support.
+    Returns (indptr int64, columns int32, distances float32).
+    """
+    cdef Py_ssize_t nrows = rows.shape[0], N = t_ptr.shape[0] - 1, k, a, b
+    cdef int64_t i, c, r, n_out, n_keep, need, cap, total
+    cdef int tid, nt = max(1, num_threads), failed = 0
+    cdef real vi, vr, s
+    cdef real one = 1.0, two = 2.0, zero = 0.0
+    cdef float f
+    cdef real* acc
+    cdef uint32_t* keys
+    cdef uint32_t* keys_tmp
+    cdef int32_t* cols_tmp
+    cdef int32_t* seen
+    cdef Py_ssize_t* hist
+    cdef int32_t* kcols
+    cdef void* p
+    cdef uint32_t** t_keys = <uint32_t**>calloc(nt, sizeof(uint32_t*))
+    cdef int32_t** t_cols = <int32_t**>calloc(nt, sizeof(int32_t*))
+    cdef int64_t* t_cap = <int64_t*>calloc(nt, sizeof(int64_t))
+    cdef int64_t* t_used = <int64_t*>calloc(nt, sizeof(int64_t))
+    if t_keys == NULL or t_cols == NULL or t_cap == NULL or t_used == NULL:
+        free(t_keys); free(t_cols); free(t_cap); free(t_used)
+        raise MemoryError()
+    row_tid = np.empty(nrows, dtype=np.int32)
+    row_off = np.empty(nrows, dtype=np.int64)
+    indptr = np.zeros(nrows + 1, dtype=np.int64)
+    cdef int32_t[::1] rtid = row_tid
+    cdef int64_t[::1] roff = row_off
+    cdef int64_t[::1] ptr = indptr
+    try:
+        with nogil, parallel(num_threads=nt):
+            acc = <real*>calloc(N + 1, sizeof(real))
+            keys = <uint32_t*>malloc((N + 1) * sizeof(uint32_t))
+            keys_tmp = <uint32_t*>malloc((N + 1) * sizeof(uint32_t))
+            cols_tmp = <int32_t*>malloc((N + 1) * sizeof(int32_t))
+            seen = <int32_t*>malloc((N + 1) * sizeof(int32_t))
+            hist = <Py_ssize_t*>malloc(3 * 2048 * sizeof(Py_ssize_t))
+            kcols = <int32_t*>malloc((N + 1) * sizeof(int32_t))
+            for k in prange(nrows, schedule="dynamic", chunksize=16):
+                tid = threadid()
+                if (acc == NULL or keys == NULL or keys_tmp == NULL or cols_tmp == NULL
+                        or seen == NULL or hist == NULL or kcols == NULL):
+                    failed += 1
+                    continue
+                i = rows[k]
+                n_out = 0
+                for a in range(v_ptr[i], v_ptr[i + 1]):
+                    c = v_idx[a]
+                    vi = v_val[a]
+                    for b in range(t_ptr[c], t_ptr[c + 1]):
+                        r = t_idx[b]
+                        vr = t_val[b]
+                        seen[n_out] = <int32_t>r
+                        n_out = n_out + (acc[r] == zero)
+                        acc[r] = acc[r] + (vi if vi < vr else vr)
+                n_keep = 0
+                for a in range(n_out):  # branch-free: every slot written, kept by the increment
+                    r = seen[a]
+                    s = acc[r]
+                    acc[r] = zero
+                    s = one - s / (two - s)
+                    f = <float>(s if s > zero else zero)
+                    memcpy(&keys[n_keep], &f, 4)
+                    kcols[n_keep] = <int32_t>r
+                    n_keep = n_keep + (f <= cutoff)
+                if sort_rows and n_keep > 1:
+                    _radix_sort(keys, kcols, keys_tmp, cols_tmp, hist, n_keep)
+                need = t_used[tid] + n_keep
+                if need > t_cap[tid]:
+                    cap = max(need, 2 * t_cap[tid] + 1024)
+                    p = realloc(t_keys[tid], cap * sizeof(uint32_t))
+                    if p == NULL:
+                        failed += 1
+                        continue
+                    t_keys[tid] = <uint32_t*>p
+                    p = realloc(t_cols[tid], cap * sizeof(int32_t))
+                    if p == NULL:
+                        failed += 1
+                        continue
+                    t_cols[tid] = <int32_t*>p
+                    t_cap[tid] = cap
+                memcpy(&t_keys[tid][t_used[tid]], keys, n_keep * sizeof(uint32_t))
+                memcpy(&t_cols[tid][t_used[tid]], kcols, n_keep * sizeof(int32_t))
+                rtid[k] = tid
+                roff[k] = t_used[tid]
+                ptr[k + 1] = n_keep
+                t_used[tid] = need
+            free(acc)
+            free(keys)
+            free(keys_tmp)
+            free(cols_tmp)
+            free(seen)
+            free(hist)
+            free(kcols)
+        if failed:
+            raise MemoryError("out of memory in the Jaccard kernel")
+        total = 0
+        for k in range(nrows):
+            total += ptr[k + 1]
+            ptr[k + 1] = total
+        cols = np.empty(total, dtype=np.int32)
+        dists = np.empty(total, dtype=np.float32)
+        _gather(cols, dists, ptr, rtid, roff, t_cols, t_keys, nt)
+    finally:
+        for tid in range(nt):
+            free(t_keys[tid])
+            free(t_cols[tid])
+        free(t_keys); free(t_cols); free(t_cap); free(t_used)
+    return indptr, cols, dists
+
+
+cdef void _gather(int32_t[::1] cols, float[::1] dists, const int64_t[::1] ptr,
+                  const int32_t[::1] rtid, const int64_t[::1] roff, int32_t** t_cols,
+                  uint32_t** t_keys, int nt) noexcept:
+    cdef Py_ssize_t k, n = rtid.shape[0]
+    cdef int64_t length
+    with nogil:
+        for k in prange(n, schedule="static", num_threads=nt):
+            length = ptr[k + 1] - ptr[k]
+            if length > 0:
+                memcpy(&cols[ptr[k]], &t_cols[rtid[k]][roff[k]], length * sizeof(int32_t))
+                memcpy(&dists[ptr[k]], &t_keys[rtid[k]][roff[k]], length * sizeof(float))

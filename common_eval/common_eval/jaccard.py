@@ -169,6 +169,21 @@ def _minsum(V: sparse.csr_matrix, rows: np.ndarray, col_begin: int, col_end: int
     return indptr, cols, dists
 
 
+def _minsum_cut(V: sparse.csr_matrix, cutoff: float, num_threads, dtype=np.float64):
+    """All rows of V against all columns, keeping d <= cutoff (float32): CSR arrays as _minsum,
+    sorted by distance, in one pass of the kernel."""
+    V = V.tocsr()
+    V.eliminate_zeros()
+    V.sort_indices()
+    T = V.T.tocsr()
+    T.sort_indices()
+    return _knn.minsum_rows_cut(
+        V.indptr.astype(np.int64), V.indices.astype(np.int64),
+        np.ascontiguousarray(V.data, dtype=dtype), T.indptr.astype(np.int64),
+        T.indices.astype(np.int64), np.ascontiguousarray(T.data, dtype=dtype),
+        np.arange(V.shape[0], dtype=np.int64), cutoff, True, _threads(num_threads))
+
+
 def _check_k(k1, k2):
     if int(k1) != k1 or k1 < 1:
         raise ValueError(f"k1 must be a positive integer, got {k1!r}")
@@ -178,7 +193,7 @@ def _check_k(k1, k2):
 
 def jaccard_distance(features, k1: int = 20, k2: int = 6, knn_columns: int | None = None, *,
                      knn_indices: np.ndarray | None = None, output: str = "sparse",
-                     num_threads: int | None = None):
+                     cutoff: float | None = None, num_threads: int | None = None):
     """SpCL's k-reciprocal Jaccard distance between all rows of `features` (N x D).
 
     knn_columns: how many neighbours the kNN search returns (SpCL, CDSM, AuxUSL: k1, the
@@ -190,10 +205,19 @@ def jaccard_distance(features, k1: int = 20, k2: int = 6, knn_columns: int | Non
 
     output="sparse" (default): CSR float32, rows sorted by distance, diagonal stored (0);
     absent entries mean 1. output="dense": the N x N float32 array.
+
+    cutoff (sparse output only): keep only the entries d <= cutoff; the others are never
+    stored (they are dropped in the kernel as each row is computed, so memory follows what is
+    kept). Pass the largest eps the caller's DBSCAN uses: DBSCAN's neighbourhood is d <= eps, so
+    for every eps <= cutoff the labels are those of the full matrix. The comparison is made on
+    the stored float32 distances against the smallest float32 >= cutoff, so an entry at eps is
+    kept whether the caller compares in float32 or in float64. None (default): keep every pair
+    that shares support.
     """
     _check_k(k1, k2)
     if output not in ("sparse", "dense"):
         raise ValueError(f"output must be 'sparse' or 'dense', got {output!r}")
+    cutoff32 = _check_cutoff(cutoff, output)
     X = np.asarray(features)
     if X.ndim != 2 or X.shape[0] == 0:
         raise ValueError(f"features must be a non-empty 2-D (N, dim) array, got shape {X.shape}")
@@ -216,7 +240,24 @@ def jaccard_distance(features, k1: int = 20, k2: int = 6, knn_columns: int | Non
     _knn.pair_dots(X, E.indptr.astype(np.int64), E.indices.astype(np.int64), dots,
                    _threads(num_threads))
     V = _query_expansion(_row_softmax(E, -(2.0 - 2.0 * dots)), ranks, k2)
-    return _distance_from_encoding(V, output, num_threads)
+    return _distance_from_encoding(V, output, num_threads, cutoff32)
+
+
+def _check_cutoff(cutoff, output):
+    """None, or the float32 threshold: the smallest float32 at or above cutoff."""
+    if cutoff is None:
+        return None
+    if output != "sparse":
+        raise ValueError("cutoff applies to output='sparse' only (a dense matrix holds every entry)")
+    if isinstance(cutoff, bool) or not isinstance(cutoff, (int, float, np.integer, np.floating)):
+        raise ValueError(f"cutoff must be None or a number >= 0, got {cutoff!r}")
+    cutoff = float(cutoff)
+    if not (cutoff >= 0.0) or not np.isfinite(cutoff):
+        raise ValueError(f"cutoff must be None or a finite number >= 0, got {cutoff!r}")
+    c32 = np.float32(cutoff)
+    if float(c32) < cutoff:
+        c32 = np.nextafter(c32, np.float32(np.inf))
+    return float(c32)
 
 
 def jaccard_from_encoding(V, *, output: str = "sparse", num_threads: int | None = None):
@@ -240,9 +281,14 @@ def jaccard_from_encoding(V, *, output: str = "sparse", num_threads: int | None 
     return _distance_from_encoding(V, output, num_threads)
 
 
-def _distance_from_encoding(V: sparse.csr_matrix, output: str, num_threads):
+def _distance_from_encoding(V: sparse.csr_matrix, output: str, num_threads, cutoff=None):
     N = V.shape[0]
     dtype = np.float32 if V.dtype == np.float32 else np.float64
+    if cutoff is not None:
+        indptr, cols, dists = _minsum_cut(V, cutoff, num_threads, dtype)
+        if indptr[-1] < 2**31:
+            indptr = indptr.astype(np.int32)
+        return sparse.csr_matrix((dists, cols, indptr), shape=(N, N))
     indptr, cols, dists = _minsum(V, np.arange(N), 0, N, output == "sparse", num_threads, dtype)
     if output == "dense":
         J = np.ones((N, N), dtype=np.float32)

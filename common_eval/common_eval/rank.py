@@ -39,6 +39,9 @@ except ImportError as exc:  # never fall back silently to a slow path
 AP_FLAVOURS = ("stepwise", "trapezoid", "sklearn018")
 METRICS = ("sqeuclidean", "euclidean", "cosine")
 _BLOCK_BYTES = 256 * 2**20
+# which per-row path the kernel takes: 0 chooses by cost, 1 / 2 force the candidate / the
+# counting path (tests compare them)
+_PATH = 0
 
 
 @dataclass
@@ -219,6 +222,7 @@ def evaluate(distmat=None, q_pids=None, g_pids=None, q_camids=None, g_camids=Non
     q_stop = np.searchsorted(sorted_pids, q_pids, side="right").astype(np.int64)
     q_stop[q_pids == -1] = q_start[q_pids == -1]  # a junk query has no true match
     max_pos = int((q_stop - q_start).max(initial=0))
+    junk = np.flatnonzero(g_pids == -1).astype(np.int64)
 
     out = np.empty((Q, 5), dtype=np.float64)
     allshots = np.zeros((Q, max_rank if not first_match_break else 0), dtype=np.float64)
@@ -229,9 +233,10 @@ def evaluate(distmat=None, q_pids=None, g_pids=None, q_camids=None, g_camids=Non
         args = (q_pids[sl], q_cams[sl], g_pids, g_cams, grp, q_start[sl], q_stop[sl])
         no_shots = np.zeros((block.shape[0], 0))
         _rank.rank_block(block, *args, False, max_pos, out[sl],
-                         no_shots if separate_camera_set else allshots[sl], threads)
+                         no_shots if separate_camera_set else allshots[sl], threads, junk, _PATH)
         if separate_camera_set:
-            _rank.rank_block(block, *args, True, max_pos, cmc_out[sl], allshots[sl], threads)
+            _rank.rank_block(block, *args, True, max_pos, cmc_out[sl], allshots[sl], threads,
+                             junk, _PATH)
 
     sgs = np.zeros((Q, max_rank), dtype=np.float64) if single_gallery_shot else None
     if from_features:
