@@ -54,7 +54,8 @@ usage() {
 stamp_of() {
   # everything that changes what the set-up installs or builds
   (cd "$ROOT" && cat requirements.txt constraints.txt common_eval/setup.py \
-     common_eval/common_eval/*.pyx common_eval/common_eval/*.h */pyproject.toml 2>/dev/null
+     common_eval/common_eval/*.pyx common_eval/common_eval/*.h */pyproject.toml */setup.py \
+     ccc/ccc/hdc/*.pyx 2>/dev/null
    "${PYTHON:-python3}" --version) | sha256sum | cut -d' ' -f1
 }
 

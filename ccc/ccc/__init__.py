@@ -13,7 +13,12 @@ epoch loop (extract -> cluster -> memory -> train -> evaluate) and ``examples/op
     ccc.losses      ClusterNCE and its camera-entropy weighting (CIE)
     ccc.trainer     one training epoch
     ccc.evaluation  feature extraction, common_eval ranking, test-time re-ranking
+    ccc.extractor   FeatureExtractor: features of a trained model for any images (the public API)
     ccc.engine      the run's plumbing: preflight, set-up, resume_or_load, torchrun wrappers,
                     best/last bookkeeping, checkpoints, results.json, main()'s error handling
 """
 __version__ = "1.0.0"
+
+from .extractor import FeatureExtractor, list_inputs  # noqa: E402
+
+__all__ = ["FeatureExtractor", "list_inputs"]

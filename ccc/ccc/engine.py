@@ -220,7 +220,10 @@ def wrap_distributed(model, device, world: int):
 
 # ------------------------------------------------------------------------------ after each epoch
 def log_epoch(writer, record: dict) -> None:
-    """The epoch's TensorBoard scalars (``record``: the epoch's history entry)."""
+    """The epoch's TensorBoard scalars (``record``: the epoch's history entry). The tags shared by
+    the five methods: eval/mAP, eval/rank1 (percent), train/loss and the loss terms (per iteration,
+    ccc/trainer.py), train/lr, cluster/clusters, cluster/outliers, time/epoch; 3C's own extras:
+    cluster/hdc_iterations, time/extract, time/cluster, time/train."""
     epoch = record["epoch"]
     if "mAP" in record:
         writer.add_scalar("eval/mAP", record["mAP"], epoch + 1)
@@ -232,6 +235,9 @@ def log_epoch(writer, record: dict) -> None:
     writer.add_scalar("train/lr", record["lr"], epoch)
     for key in ("extract_s", "cluster_s", "train_s"):
         writer.add_scalar(f"time/{key[:-2]}", record[key], epoch)
+    # the tag every method of the monorepo writes: the seconds of the whole epoch (evaluation included)
+    writer.add_scalar("time/epoch", sum(record.get(k, 0.0) for k in ("extract_s", "cluster_s", "train_s",
+                                                                      "eval_s")), epoch)
     writer.flush()
 
 
@@ -239,7 +245,10 @@ def save_epoch(ckpt_dir, epoch: int, state: RunState, model, optimizer, schedule
                config: dict, *, is_best: bool, snapshot: bool) -> None:
     """checkpoint.pth.tar: everything that determines the future (weights, optimizer, scheduler,
     memory, pseudo-labels, RNG states, best/last, history, elapsed time, settings); the model and
-    its metrics in model_best.pth.tar (``is_best``) and model_e{epoch + 1}.pth.tar (``snapshot``)."""
+    its metrics in model_best.pth.tar (``is_best``) and model_e{epoch + 1}.pth.tar (``snapshot``).
+    Every one carries ``config``, the resolved configuration (what --print-config prints), so
+    test.py, extract.py and export.py need only the checkpoint (``args``: the same, kept for the
+    checkpoints written before ``config`` existed)."""
     ckpt_dir = Path(ckpt_dir)
     ckpt = {"format": FORMAT, "epoch": epoch + 1, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "best": state.best,
@@ -248,10 +257,10 @@ def save_epoch(ckpt_dir, epoch: int, state: RunState, model, optimizer, schedule
             "memory": {"mode": memory.name, "num_clusters": memory.num_clusters,
                        "state": memory.state_dict()},
             "pseudo_labels": torch.from_numpy(np.asarray(labels, dtype=np.int64)), "rng": get_rng_state(),
-            "elapsed": state.wall(), "args": config}
+            "elapsed": state.wall(), "args": config, "config": config}
     save_checkpoint(ckpt, ckpt_dir / "checkpoint.pth.tar")
     model_only = {"format": FORMAT, "epoch": epoch + 1, "model": model.state_dict(), "metrics": state.last,
-                  "args": config}
+                  "args": config, "config": config}
     if is_best:
         save_checkpoint(model_only, ckpt_dir / "model_best.pth.tar")
     if snapshot:

@@ -50,3 +50,7 @@ def short_message(exc: BaseException) -> str:
         name = type(exc).__name__ + ": "
         text = last[len(name):] if last.startswith(name) else last
     return text
+
+
+class InputError(CCCError):
+    """The images given to feature extraction or export are missing, empty or unusable."""

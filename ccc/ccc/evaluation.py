@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 import common_eval
+from common_eval.rank import distance_block
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,24 @@ def extract_features(model, loader, device="cpu", desc: str = "extract",
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 
+def distances(query_features, gallery_features, eval_dist=None, rerank: bool = False) -> np.ndarray:
+    """The Q x G float32 distances the evaluation ranks by (``eval_dist`` as 3C's ``--eval-dist``;
+    ``rerank``: k-reciprocal re-ranked), e.g. for the ranked-list pictures (test.py --visrank)."""
+    if eval_dist not in EVAL_DISTS:
+        raise ValueError(f"unknown --eval-dist {eval_dist!r}; valid: None, Euclidean, Cosine")
+    metric = EVAL_DISTS[eval_dist]
+    qf = np.ascontiguousarray(np.asarray(query_features, dtype=np.float32))
+    gf = np.ascontiguousarray(np.asarray(gallery_features, dtype=np.float32))
+    if rerank:
+        return common_eval.k_reciprocal_rerank(query_features=qf, gallery_features=gf, metric=metric,
+                                               **RERANK)
+    return distance_block(qf, gf, metric)
+
+
 def evaluate_features(query_features, gallery_features, query, gallery, eval_dist=None,
-                      rerank: bool = False) -> common_eval.RankResult:
-    """Ranks the gallery for every query (``eval_dist`` as 3C's ``--eval-dist``)."""
+                      rerank: bool = False, distmat: np.ndarray | None = None) -> common_eval.RankResult:
+    """Ranks the gallery for every query (``eval_dist`` as 3C's ``--eval-dist``); ``distmat``:
+    the Q x G distances of ``distances()``, when the caller already holds them."""
     if eval_dist not in EVAL_DISTS:
         raise ValueError(f"unknown --eval-dist {eval_dist!r}; valid: None, Euclidean, Cosine")
     metric = EVAL_DISTS[eval_dist]
@@ -54,9 +70,8 @@ def evaluate_features(query_features, gallery_features, query, gallery, eval_dis
     gf = np.ascontiguousarray(np.asarray(gallery_features, dtype=np.float32))
     labels = dict(q_pids=[p for _, p, _ in query], g_pids=[p for _, p, _ in gallery],
                   q_camids=[c for _, _, c in query], g_camids=[c for _, _, c in gallery])
-    if rerank:
-        dist = common_eval.k_reciprocal_rerank(query_features=qf, gallery_features=gf, metric=metric,
-                                               **RERANK)
+    if rerank or distmat is not None:
+        dist = distmat if distmat is not None else distances(qf, gf, eval_dist, rerank)
         return common_eval.evaluate(dist, **labels, ap="stepwise")
     return common_eval.evaluate(query_features=qf, gallery_features=gf, metric=metric, **labels,
                                 ap="stepwise")

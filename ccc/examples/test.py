@@ -1,14 +1,21 @@
 """Evaluates a saved 3C model on a dataset's query/gallery split.
 
-    python examples/test.py --dataset market1501 --root-dir ~/Dataset --resume logs/log/model_best.pth.tar
-    python examples/test.py --dataset market1501 --resume PATH --rerank
+    python examples/test.py --checkpoint logs/log/model_best.pth.tar
+    python examples/test.py --checkpoint PATH --rerank --visrank 10 --visrank-queries 20
 
-Reads this reproduction's checkpoints (model_best.pth.tar, checkpoint.pth.tar, model_eN.pth.tar:
-the model and the flags saved with it) and the original 3C's ``model_best.pth`` (a bare state
-dict whose keys 3C wrote with ``k.strip('module.')``, which also cuts "num_batches_tracked" to
-"num_batches_track"; repaired here; pass --arch/--pooling-type/--height/--width as for training).
+A checkpoint of this reproduction (model_best.pth.tar, checkpoint.pth.tar, model_eN.pth.tar)
+carries the resolved configuration it was trained with (key ``config``): the dataset, its
+--root-dir, the model (--arch, --pooling-type), the input size, --eval-dist and --rerank come
+from it; a flag given here overrides it. The original 3C's ``model_best.pth`` (a bare state dict
+whose keys 3C wrote with ``k.strip('module.')``, which also cuts "num_batches_tracked" to
+"num_batches_track"; repaired here) has no configuration: pass --dataset, --root-dir, --arch,
+--pooling-type, --height, --width as for training (else 3C's defaults).
 The original has no test script (main.py evaluates during training); the flags follow its
 config: --eval-dist, --rerank (race-free and memory-bounded here, through common_eval).
+--visrank K [added] writes the ranked lists (the query and its top K gallery images, green/red
+frames for true/false matches) of the first --visrank-queries queries as JPEGs, plus grid.jpg,
+into <run folder>/visrank/ (run folder: --logs-dir, else the checkpoint's folder); with --rerank
+they show the re-ranked order.
 """
 from __future__ import annotations
 
@@ -22,16 +29,19 @@ import torch
 from ccc import datasets, models
 from ccc.data import build_test_loader
 from ccc.errors import CCCError, short_message
-from ccc.evaluation import describe, evaluate_model
-from ccc.utils.checkpoint import FORMAT, load_checkpoint, load_model_state, model_state
+from ccc.evaluation import describe, distances, evaluate_features, extract_features
+from ccc.extractor import checkpoint_config
+from ccc.utils.checkpoint import load_checkpoint, load_model_state, model_state
 from ccc.utils.logging import console_logging
 from ccc.utils.runfiles import atomic_write, disk_full_line, dumps_strict
 from ccc.utils.seed import seed_everything
 from common_eval import EvaluationError
 
 log = logging.getLogger("ccc.test")
-MODEL_FLAGS = ("arch", "pooling_type", "height", "width")
-DEFAULTS = {"arch": "resnet50", "pooling_type": "gem", "height": 256, "width": 128}
+# what an unset flag takes from the checkpoint's configuration (else these defaults: 3C's)
+FROM_CHECKPOINT = {"dataset": "market1501", "root_dir": str(Path.home() / "Dataset"), "arch": "resnet50",
+                   "pooling_type": "gem", "height": 256, "width": 128, "eval_dist": None, "rerank": False}
+UNSET = "<checkpoint>"
 
 
 def none_or_str(text):
@@ -39,24 +49,33 @@ def none_or_str(text):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Evaluate a 3C checkpoint",
+    p = argparse.ArgumentParser(description="Evaluate a 3C checkpoint (settings from the checkpoint; flags "
+                                            "given here override them)",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--dataset", type=lambda t: {"market": "market1501"}.get(t, t), default="market1501",
-                   choices=datasets.names(), help="(market [added]: alias of market1501)")
-    p.add_argument("--root-dir", "--data-root", dest="root_dir", type=str,
-                   default=str(Path.home() / "Dataset"),
-                   help="(--data-root [added]: alias)")
     p.add_argument("--resume", "--checkpoint", dest="resume", type=str, required=True, metavar="PATH",
                    help="checkpoint to evaluate (--checkpoint [added]: alias)")
+    p.add_argument("--dataset", type=lambda t: {"market": "market1501"}.get(t, t), default=None,
+                   choices=datasets.names(), help="default: the checkpoint's, else market1501 "
+                                                  "(market [added]: alias of market1501)")
+    p.add_argument("--root-dir", "--data-root", dest="root_dir", type=str, default=None,
+                   help="default: the checkpoint's, else ~/Dataset (--data-root [added]: alias)")
     p.add_argument("--arch", type=str, default=None, choices=models.names(),
                    help="default: the checkpoint's, else resnet50")
     p.add_argument("--pooling-type", type=str, default=None, choices=("avg", "gem"),
                    help="default: the checkpoint's, else gem")
     p.add_argument("--height", type=int, default=None, help="default: the checkpoint's, else 256")
     p.add_argument("--width", type=int, default=None, help="default: the checkpoint's, else 128")
-    p.add_argument("--eval-dist", type=none_or_str, default=None, choices=(None, "Euclidean", "Cosine"),
-                   help="None = squared Euclidean (3C's default)")
-    p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (k1 20, k2 6, lambda 0.3)")
+    p.add_argument("--eval-dist", type=none_or_str, default=UNSET, choices=(None, "Euclidean", "Cosine"),
+                   help="None = squared Euclidean (3C's default); default: the checkpoint's")
+    p.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=None,
+                   help="k-reciprocal re-ranking (k1 20, k2 6, lambda 0.3); default: the checkpoint's")
+    p.add_argument("--visrank", type=int, default=0, metavar="K",
+                   help="[added] write the top-K ranked list of each query as a JPEG into "
+                        "<run folder>/visrank (0: off)")
+    p.add_argument("--visrank-queries", type=int, default=20, metavar="N",
+                   help="[added] how many queries --visrank draws (0: all)")
+    p.add_argument("--logs-dir", "--log-dir", dest="logs_dir", type=str, default=None,
+                   help="[added] the run folder for --visrank (default: the checkpoint's folder)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--num-workers", type=int, default=4)
     p.add_argument("--seed", type=int, default=999)
@@ -66,15 +85,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def resolve(args, ckpt: dict) -> None:
+    """Unset flags from the checkpoint's configuration (else 3C's defaults)."""
+    saved = checkpoint_config(ckpt)
+    for key, default in FROM_CHECKPOINT.items():
+        if getattr(args, key) in (None, UNSET):
+            setattr(args, key, saved.get(key, default))
+    if args.eval_dist == UNSET:
+        args.eval_dist = None
+
+
+def write_visrank(args, distmat, dataset) -> Path:
+    import common_eval
+    draw = getattr(common_eval, "visualize_ranked_results", None)
+    if draw is None:
+        raise CCCError("--visrank needs common_eval.visualize_ranked_results, which this common_eval "
+                       "lacks: reinstall common_eval from this repository")
+    out_dir = Path(args.logs_dir if args.logs_dir else Path(args.resume).resolve().parent) / "visrank"
+    written = draw(distmat, dataset.query, dataset.gallery, out_dir, topk=args.visrank,
+                   max_queries=args.visrank_queries)
+    log.info(f"==> ranked lists ({'re-ranked, ' if args.rerank else ''}top {args.visrank}) of "
+             f"{len(written)} queries (and grid.jpg) in {out_dir}")
+    return out_dir
+
+
 def run(args) -> int:
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     seed_everything(args.seed)
     ckpt = load_checkpoint(args.resume)
-    saved = ckpt.get("args", {}) if ckpt.get("format") == FORMAT else {}
-    for key in MODEL_FLAGS:
-        if getattr(args, key) is None:
-            setattr(args, key, saved.get(key, DEFAULTS[key]))
+    resolve(args, ckpt)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto"
                           else args.device)
 
@@ -83,20 +123,29 @@ def run(args) -> int:
     load_model_state(model, model_state(ckpt), args.resume)
     model.to(device).eval()
     log.info(f"==> {args.resume}: {args.arch}, {args.pooling_type} pooling, {args.height}x{args.width}"
-             + (f", epoch {ckpt['epoch']}" if "epoch" in ckpt else ""))
+             + (f", epoch {ckpt['epoch']}" if "epoch" in ckpt else "")
+             + f"; {args.dataset} under {args.root_dir}")
     loaders = [build_test_loader(split, args.height, args.width, args.batch_size, args.num_workers,
                                  device.type == "cuda") for split in (dataset.query, dataset.gallery)]
-    result = evaluate_model(model, *loaders, dataset.query, dataset.gallery, device, eval_dist=args.eval_dist,
-                            rerank=args.rerank)
+    qf = extract_features(model, loaders[0], device, "extract query")
+    gf = extract_features(model, loaders[1], device, "extract gallery")
+    distmat = distances(qf, gf, args.eval_dist, args.rerank) if args.visrank > 0 else None
+    result = evaluate_features(qf, gf, dataset.query, dataset.gallery, eval_dist=args.eval_dist,
+                               rerank=args.rerank, distmat=distmat)
     log.info(f"==> {'re-ranked ' if args.rerank else ''}{describe(result)}")
     if args.output:
         text = dumps_strict(result.metrics("stepwise"), indent=2) + "\n"
         atomic_write(args.output, lambda f: f.write(text.encode()))
+    if args.visrank > 0:
+        write_visrank(args, distmat, dataset)
     return 0
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.visrank < 0 or args.visrank_queries < 0:
+        parser.error("--visrank and --visrank-queries must be 0 or more")
     console_logging()
     try:
         return run(args)

@@ -20,6 +20,7 @@ from ccc.hdc import (
     harmonic_discrepancy,
     kmeans_plusplus2,
     memberships,
+    own_memberships,
     peripheral_object_detection,
     relocate_empty_clusters,
 )
@@ -208,3 +209,236 @@ def test_more_clusters_than_samples_is_a_clear_error():
     with pytest.raises(ClusteringError,
                        match="--num-clusters 15 is larger than the number of training samples"):
         fit(X, np.zeros((6, 6), np.float32), 1)
+
+
+# ------------------------------------------------------------------ sparse Jaccard = dense HDC
+# The reference: HDC as it was written for the dense N x N Jaccard matrix (ccc/ccc/hdc/hdc.py,
+# HDC.fit, HDC.iterate, discrepancy_matrix and init.kmeans_plusplus2 before the sparse path),
+# kept here verbatim in substance (with the N x K step 2.1 and 2.3 as they were) and driven by
+# the compiled dense kernel. The package's HDC, given the sparse Jaccard, must return exactly
+# what this returns on the dense one.
+def _reference_discrepancy(J):
+    A = np.negative(np.ascontiguousarray(J, dtype=np.float32))
+    np.exp(A, out=A)
+    np.subtract(np.float32(1), A, out=A)
+    A[np.isnan(A)] = 1.0
+    np.clip(A, 0.0, 1.0, out=A)
+    return A
+
+
+def _reference_kmeans_plusplus2(X, n_clusters, xx_dist, random_state):
+    n = X.shape[0]
+    n_local_trials = 2 + int(np.log(n_clusters))
+    indices = np.full(n_clusters, -1, dtype=np.int64)
+    indices[0] = random_state.randint(n)
+    closest = xx_dist[indices[0]]
+    potential = closest.sum()
+    for c in range(1, n_clusters):
+        rand_vals = random_state.uniform(size=n_local_trials) * potential
+        candidates = np.searchsorted(np.cumsum(closest, dtype=np.float64), rand_vals)
+        np.clip(candidates, None, n - 1, out=candidates)
+        to_candidates = xx_dist[candidates]
+        np.minimum(closest, to_candidates, out=to_candidates)
+        potentials = to_candidates.sum(axis=1)
+        best = int(np.argmin(potentials))
+        potential = potentials[best]
+        closest = to_candidates[best]
+        indices[c] = candidates[best]
+    labels = xx_dist[:, indices].argmin(axis=1).astype(np.int32)
+    return X[indices].copy(), labels
+
+
+def _reference_hdc(X, J, K, seed, outlier=True, threshold=None, max_iter=80, min_iter=10, n_tol=4,
+                   similarity="Euler Cosine"):
+    """(labels_, labels_full_, cluster_centers_, confidences_, shifts_, relocations_) of the dense HDC."""
+    from ccc.hdc import _hdc
+    from ccc.hdc.distances import EulerMap
+
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    n = X.shape[0]
+    rs = np.random.RandomState(seed)
+    x_map = EulerMap(X) if similarity == "Euler Cosine" else None
+    centroids, labels = _reference_kmeans_plusplus2(X, K, J, rs)
+    A = _reference_discrepancy(J)
+    pod, best_shift, tol, shifts, relocations, conf = labels, 0xFFFFF, 0, [], 0, None
+    for it in range(max_iter):
+        old = centroids
+        m_own = memberships(X, centroids, similarity, x_map)[np.arange(n), labels]
+        hd = np.empty((n, K), dtype=np.float32)
+        who = np.empty((n, K), dtype=np.int32)
+        _hdc.harmonic_discrepancy(A, np.ascontiguousarray(m_own, dtype=np.float32),
+                                  np.ascontiguousarray(labels, dtype=np.int32), hd, who, 1)
+        mem = (hd.sum(axis=1, keepdims=True) - hd) / (K - 1)
+        labels = mem.argmax(axis=1).astype(np.int32)
+        labels_hd, conf = hd[np.arange(n), labels].copy(), mem[np.arange(n), labels].copy()
+        relocations += relocate_empty_clusters(hd, conf, labels, labels_hd)
+        pod = peripheral_object_detection(labels, labels_hd, K, 1.0, threshold)
+        with np.errstate(invalid="ignore"):
+            centroids = cluster_centroids(X, pod, K)
+            shift = float(((old - centroids) ** 2).sum())
+        shifts.append(shift)
+        if shift == 0:
+            break
+        if it >= min_iter:
+            if shift < best_shift:
+                tol, best_shift = 0, shift
+            elif tol < n_tol:
+                tol += 1
+            else:
+                break
+    return (pod if outlier else labels), labels, centroids, conf, shifts, relocations
+
+
+def _as_dense(J_sparse):
+    """The dense matrix a sparse Jaccard stands for: 1 wherever no pair is stored."""
+    coo = J_sparse.tocoo()
+    J = np.ones(J_sparse.shape, dtype=np.float32)
+    J[coo.row, coo.col] = coo.data
+    return J
+
+
+def _compare(X, J_sparse, J_dense, K, seed, threads=2, outlier=True, threshold=None):
+    ref = _reference_hdc(X, J_dense.copy(), K, seed, outlier=outlier, threshold=threshold)
+    got = HDC(K, max_iter=80, init="k-means++2", similarity="Euler Cosine", threshold=threshold,
+              num_threads=threads).fit(X, J_sparse.copy(), outlier=outlier, random_state=seed)
+    np.testing.assert_array_equal(got.labels_, ref[0])
+    np.testing.assert_array_equal(got.labels_full_, ref[1])
+    np.testing.assert_array_equal(got.cluster_centers_, ref[2])
+    np.testing.assert_array_equal(got.confidences_, ref[3])
+    np.testing.assert_array_equal(got.shifts_, ref[4])       # NaN where a centroid is NaN
+    assert got.n_iter_ == len(ref[4])
+    assert got.relocations_ == ref[5]
+    return got
+
+
+@pytest.mark.parametrize("n_per, k, d, K, k1, seed", [
+    (12, 15, 24, 15, 10, 0),     # clusters about the size of k1
+    (5, 40, 16, 40, 12, 1),      # clusters far smaller than k1: rows nearly dense
+    (30, 8, 32, 12, 6, 2),       # more clusters than identities, k1 small: very sparse rows
+    (9, 30, 8, 20, 20, 3),       # fewer clusters than identities, noisy 8-d features
+])
+def test_sparse_jaccard_hdc_equals_the_dense_reference(n_per, k, d, K, k1, seed):
+    from common_eval import jaccard_distance
+    X, _ = blobs(n_per=n_per, k=k, d=d, seed=seed)
+    J = jaccard_distance(X, k1=k1, k2=3, knn_columns=k1 + 1, output="sparse")
+    # the dense output is what HDC used to get: the sparse one with 1 in the pairs not stored
+    np.testing.assert_array_equal(jaccard_distance(X, k1=k1, k2=3, knn_columns=k1 + 1, output="dense"),
+                                  _as_dense(J))
+    assert J.nnz < 0.9 * J.shape[0] ** 2
+    got = _compare(X, J, _as_dense(J), K, seed=seed + 10)
+    assert got.n_iter_ >= 2
+    _compare(X, J, _as_dense(J), K, seed=seed + 20, outlier=False, threads=1)
+
+
+def test_sparse_hdc_ties_nan_outliers_and_empty_clusters():
+    """Duplicated samples (ties in h and in the assignment), stored pairs equal to 1 (a tie
+    with the pairs not stored), stored NaN (A = 1), a fixed POD threshold (empty centroids:
+    NaN, every membership 0 and h = 0/0) and K close to N (relocations)."""
+    rng = np.random.default_rng(4)
+    base, _ = blobs(n_per=6, k=10, d=12, seed=4)
+    X = np.concatenate([base, base[:20]])                 # 20 exact duplicates
+    n = len(X)
+    levels = np.array([0.25, 0.5, 0.75, 1.0], dtype=np.float32)
+    dense = np.ones((n, n), dtype=np.float32)
+    mask = rng.random((n, n)) < 0.15
+    mask |= mask.T
+    vals = levels[rng.integers(0, 4, (n, n))]
+    vals = np.minimum(vals, vals.T)
+    dense[mask] = vals[mask]
+    np.fill_diagonal(dense, 0)
+    dense[3, 7] = dense[7, 3] = np.nan
+    mask[3, 7] = mask[7, 3] = True
+    from scipy import sparse as sp
+    stored = mask | np.eye(n, dtype=bool)                     # explicit zeros, ones and NaN stored
+    J = sp.csr_matrix((dense[stored], np.nonzero(stored)), shape=(n, n))
+    assert np.isnan(J.data).any() and (J.data == 1).any()
+    runs = {K: _compare(X, J, dense, K, seed, threshold=threshold)
+            for K, seed, threshold in ((10, 0, None), (35, 1, None), (9, 2, 0.3))}
+    assert runs[35].relocations_ > 0                       # K close to N: empty clusters refilled
+    assert runs[9].nan_centroids_ > 0 and np.isnan(runs[9].shifts_).all()
+    assert 0 < (runs[10].labels_ < 0).sum() < n            # POD outliers
+
+
+def test_sparse_kernel_equals_dense_kernel_with_ties_and_nan():
+    """Step 2.2 alone on random inputs with few distinct values: every HD and every k*."""
+    from scipy import sparse as sp
+
+    from ccc.hdc.hdc import SparseDiscrepancy, discrepancy_matrix
+    rng = np.random.default_rng(7)
+    for n, K, density in ((60, 7, 0.2), (200, 30, 0.05), (150, 5, 0.6)):
+        J = np.where(rng.random((n, n)) < density, rng.choice([0.0, 0.3, 0.6, 1.0], (n, n)), 1.0)
+        J = J.astype(np.float32)
+        J[rng.random((n, n)) < 0.01] = np.nan
+        stored = (J != 1) | (rng.random((n, n)) < 0.05)
+        S = sp.csr_matrix((J[stored], np.nonzero(stored)), shape=(n, n))
+        A_sparse = discrepancy_matrix(S)
+        assert isinstance(A_sparse, SparseDiscrepancy)
+        A = discrepancy_matrix(J)
+        np.testing.assert_array_equal(A_sparse.toarray(), A)
+        m = rng.choice(np.array([0, 0.2, 0.5, 1, np.nan], np.float32), n)
+        labels = rng.integers(-1, K, n).astype(np.int32)
+        labels[labels == 2] = 3                                   # cluster 2 empty
+        for threads in (1, 3):
+            hd_d, who_d = harmonic_discrepancy(A, m, labels, K, threads)
+            hd_s, who_s = harmonic_discrepancy(A_sparse, m, labels, K, threads)
+            np.testing.assert_array_equal(who_s, who_d)
+            np.testing.assert_array_equal(hd_s, hd_d)
+
+
+def test_sparse_distance_with_a_pair_stored_twice_is_refused():
+    from scipy import sparse as sp
+    J = sp.csr_matrix((np.array([0.5, 0.2], np.float32), np.array([1, 1]), np.array([0, 2, 2])), shape=(2, 2))
+    with pytest.raises(ValueError, match="more than once"):
+        discrepancy_matrix(J)
+
+
+@pytest.mark.parametrize("similarity", ["Euler Cosine", "Euclidean", "Cosine"])
+def test_own_memberships_are_the_full_matrix_entries(similarity):
+    """Step 2.1 reads one membership per sample: the same float32 values as the N x K matrix."""
+    X, _ = blobs(n_per=20, k=10, d=16, seed=9)
+    rng = np.random.default_rng(9)
+    C = X[rng.choice(len(X), 13, replace=False)] + 0.01
+    labels = rng.integers(0, 13, len(X)).astype(np.int32)
+    full = memberships(X, C, similarity)[np.arange(len(X)), labels]
+    np.testing.assert_array_equal(own_memberships(X, C, labels, similarity), full)
+    np.testing.assert_array_equal(own_memberships(X, C, labels, similarity, block_rows=7), full)
+    if similarity != "Euler Cosine":
+        return                              # scikit-learn's distances refuse a NaN centroid
+    C[4] = np.nan                           # a centroid without member: every membership 0
+    assert (own_memberships(X, C, labels, similarity, block_rows=7) == 0).all()
+    np.testing.assert_array_equal(own_memberships(X, C, labels, similarity),
+                                  memberships(X, C, similarity)[np.arange(len(X)), labels])
+
+
+def test_bench_paths_give_the_same_labels(tmp_path, capsys):
+    """python -m ccc.hdc.bench: one path per call (what its subprocesses run), same labels."""
+    import json
+
+    from ccc.hdc import bench
+    common = ["--n", "240", "--dim", "16", "--ids", "12", "--clusters", "12", "--k1", "8", "--k2", "3",
+              "--threads", "1"]
+    rows = {}
+    for case in ("sparse", "dense"):
+        assert bench.main([*common, "--case", case, "--labels-out", str(tmp_path / f"{case}.npy")]) == 0
+        rows[case] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    np.testing.assert_array_equal(np.load(tmp_path / "sparse.npy"), np.load(tmp_path / "dense.npy"))
+    assert rows["sparse"]["hdc_iterations"] == rows["dense"]["hdc_iterations"] >= 1
+    assert rows["sparse"]["stored_per_row"] < 240 and rows["dense"]["stored_per_row"] is None
+    assert rows["sparse"]["memberships_s"] > 0 and rows["sparse"]["peak_rss_gb"] > 0
+    assert rows["sparse"]["cpu_s"] > 0
+    assert bench.main(["--n", "10", "--clusters", "20"]) == 2
+    assert capsys.readouterr().err.startswith("error:")
+
+
+def test_euler_map_in_blocks_is_the_whole_array_computation(monkeypatch):
+    """z(X) and sum_t z_t^2 written block after block: the values of the one-shot original."""
+    from ccc.hdc import distances
+    X, _ = blobs(n_per=20, k=10, d=16, seed=11)
+    X[0, 0] = -0.0
+    phase = np.float32(1.9 * np.pi) * X
+    z = (np.cos(phase) + 1j * np.sin(phase)).astype(np.complex64)
+    z *= np.complex64(1.0 / np.sqrt(2.0))
+    monkeypatch.setattr(distances, "BLOCK_ROWS", 7)
+    m = distances.EulerMap(X)
+    np.testing.assert_array_equal(m.z.view(np.float32), z.view(np.float32))
+    np.testing.assert_array_equal(m.sq, np.square(z).sum(axis=1))

@@ -2,8 +2,10 @@
 ``--warmup-iters`` epochs) and its DBSCAN variant (``main_dbscan.py``, every epoch).
 
 ``sklearn.cluster.DBSCAN(eps=--dbscan-eps, min_samples=--cluster-min-instances,
-metric="precomputed")``; label -1 = outlier, clusters numbered in order of discovery. The sparse
-Jaccard matrix holds every pair within eps < 1, which is all DBSCAN reads.
+metric="precomputed")``; label -1 = outlier, clusters numbered in order of discovery. DBSCAN
+reads only the pairs within eps (d <= eps); the sparse Jaccard matrix it gets keeps exactly those
+(``jaccard_distance(..., cutoff=eps)`` in examples/train.py), so the labels are those of the full
+matrix (README, "Deviations from the original code").
 """
 from __future__ import annotations
 
@@ -26,18 +28,20 @@ def neighbour_distance_hint(dist, min_samples: int) -> float:
 
 
 def dbscan_labels(dist, eps: float = 0.6, min_samples: int = 4, n_jobs: int | None = None,
-                  epoch: int | None = None) -> np.ndarray:
+                  epoch: int | None = None, full_distance=None) -> np.ndarray:
     """DBSCAN pseudo-labels of a precomputed (sparse) Jaccard matrix; NoClusterError when every
-    image is an outlier."""
+    image is an outlier. ``full_distance``: when ``dist`` keeps only the entries <= eps, a
+    function returning the uncut matrix, called only for the error's neighbour-distance hint."""
     if sparse.issparse(dist) and not 0 < eps < 1:
         raise ValueError(f"--dbscan-eps must be in (0, 1) for the Jaccard distance, got {eps}")
     labels = DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed",
                     n_jobs=n_jobs).fit_predict(dist).astype(np.int64)
     if labels.max(initial=-1) < 0:
+        full = dist if full_distance is None else full_distance()
         at = f" at epoch {epoch}" if epoch is not None else ""
         raise NoClusterError(
             f"DBSCAN (eps {eps}, min_samples {min_samples}) found no cluster among the {len(labels)} "
             f"training images{at}: every image is an outlier. The median Jaccard distance of an image "
-            f"to its {min_samples}th neighbour is {neighbour_distance_hint(dist, min_samples):.3f}; raise "
+            f"to its {min_samples}th neighbour is {neighbour_distance_hint(full, min_samples):.3f}; raise "
             "--dbscan-eps towards it or lower --cluster-min-instances")
     return labels

@@ -15,9 +15,11 @@ from common_eval import jaccard_distance as _common_jaccard
 
 
 def jaccard_distance(features, k1: int = 30, k2: int = 6, dense: bool = False,
-                     num_threads: int | None = None):
-    """Sparse CSR (absent entries = 1; for DBSCAN) or, with ``dense``, the N x N float32 array
-    (for HDC) of L2-normalised features."""
+                     num_threads: int | None = None, cutoff: float | None = None):
+    """Sparse CSR (absent entries = 1; for DBSCAN and HDC) or, with ``dense``, the N x N float32
+    array (what HDC was given before it took the sparse one; ``python -m ccc.hdc.bench``) of
+    L2-normalised features. ``cutoff`` (sparse only): keep the entries d <= cutoff (DBSCAN passes
+    its eps: the others are never neighbours, so its labels are unchanged)."""
     X = np.ascontiguousarray(np.asarray(features, dtype=np.float32))
     return _common_jaccard(X, k1=k1, k2=k2, knn_columns=k1 + 1, output="dense" if dense else "sparse",
-                           num_threads=num_threads)
+                           cutoff=cutoff, num_threads=num_threads)

@@ -12,6 +12,7 @@ from .hdc import (
     discrepancy_matrix,
     harmonic_discrepancy,
     memberships,
+    own_memberships,
     peripheral_object_detection,
     relocate_empty_clusters,
 )
@@ -19,5 +20,5 @@ from .init import INITS, kmeans_plusplus, kmeans_plusplus2, random_init
 
 __all__ = ["HDC", "SIMILARITIES", "INITS", "assign_labels", "cluster_centroids", "discrepancy_matrix",
            "euler_cosine_distances", "get_distances", "harmonic_discrepancy", "kmeans_plusplus",
-           "kmeans_plusplus2", "memberships", "peripheral_object_detection", "random_init",
+           "kmeans_plusplus2", "memberships", "own_memberships", "peripheral_object_detection", "random_init",
            "relocate_empty_clusters"]

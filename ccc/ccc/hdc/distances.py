@@ -24,10 +24,22 @@ ALPHA = 1.9
 _SQRT_HALF = np.complex64(1.0 / np.sqrt(2.0))
 
 
+BLOCK_ROWS = 4096   # rows per block of the elementwise steps (same values, bounded temporaries)
+
+
 def euler_map(X, alpha: float = ALPHA) -> np.ndarray:
-    """z(X) = exp(i alpha pi X) / sqrt(2), elementwise, complex64 (the original's ``_complex``)."""
-    phase = np.float32(alpha * np.pi) * np.asarray(X, dtype=np.float32)
-    z = (np.cos(phase) + 1j * np.sin(phase)).astype(np.complex64)
+    """z(X) = exp(i alpha pi X) / sqrt(2), elementwise, complex64 (the original's ``_complex``),
+    written block of rows after block (the temporaries of a block, not of all N x d)."""
+    X = np.asarray(X, dtype=np.float32)
+    scale = np.float32(alpha * np.pi)
+    z = np.empty(X.shape, dtype=np.complex64)
+    if X.ndim < 2:
+        phase = scale * X
+        z[...] = np.cos(phase) + 1j * np.sin(phase)
+    else:
+        for a in range(0, X.shape[0], BLOCK_ROWS):
+            phase = scale * X[a:a + BLOCK_ROWS]
+            z[a:a + BLOCK_ROWS] = np.cos(phase) + 1j * np.sin(phase)
     z *= _SQRT_HALF
     return z
 
@@ -38,7 +50,10 @@ class EulerMap:
     def __init__(self, X, alpha: float = ALPHA):
         self.alpha = alpha
         self.z = euler_map(X, alpha)
-        self.sq = np.square(self.z).sum(axis=1)
+        n = self.z.shape[0]
+        self.sq = np.empty(n, dtype=np.complex64)
+        for a in range(0, n, BLOCK_ROWS):      # each row's sum as over the whole N x d array
+            self.sq[a:a + BLOCK_ROWS] = np.square(self.z[a:a + BLOCK_ROWS]).sum(axis=1)
 
 
 def euler_cosine_distances(X, Y, alpha: float = ALPHA, x_map: EulerMap | None = None) -> np.ndarray:
@@ -48,6 +63,20 @@ def euler_cosine_distances(X, Y, alpha: float = ALPHA, x_map: EulerMap | None = 
     sy = np.square(zy).sum(axis=1)
     D = xm.sq[:, None] + sy[None, :] - 2 * (xm.z @ zy.T)
     return np.abs(D)
+
+
+def euler_cosine_row_blocks(X, Y, alpha: float = ALPHA, x_map: EulerMap | None = None,
+                            block_rows: int = 4096):
+    """(first row, rows) of ``euler_cosine_distances(X, Y)`` block after block of ``block_rows``
+    rows: the same values (one complex product of all rows, as there; the elementwise rest per
+    block), holding the N x M complex product but not its N x M temporaries."""
+    xm = x_map if x_map is not None else EulerMap(X, alpha)
+    zy = euler_map(Y, alpha)
+    sy = np.square(zy).sum(axis=1)
+    P = xm.z @ zy.T
+    for a in range(0, P.shape[0], block_rows):
+        b = a + block_rows
+        yield a, np.abs(xm.sq[a:b, None] + sy[None, :] - 2 * P[a:b])
 
 
 def get_distances(X, Y, similarity: str = "Euler Cosine", norm: bool = True,

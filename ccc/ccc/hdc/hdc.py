@@ -10,6 +10,7 @@ Step 1   initial centroids and labels (``init``: "k-means++2", "k-means++" or "r
 Step 2   up to ``max_iter`` times, with the labels y and centroids c of the previous iteration:
   2.1 membership of each sample in its own cluster: m_k = 1 - clip(1 - exp(-5 D(x_k, c_{y_k})))
       with D the similarity distance ("Euler cosine") normalised by its maximum over N x K
+      (the N x K distance is computed for that maximum; the transform only for the N own values)
   2.2 HD(i, j) = A[i, k*], k* = first argmax over members k of j of A_ik m_k / (A_ik + m_k)
       (an empty cluster: k* = 0)                                    [compiled kernel, OpenMP]
   2.3 y_i = argmax_j (sum_j' HD(i, j') - HD(i, j)) / (K - 1) (= argmin_j HD, first index on
@@ -25,15 +26,24 @@ Output   labels = the POD labels (with -1) if ``outlier`` else the full labels; 
 
 Float32 and numpy's reductions throughout, as the original; the only change in behaviour is the
 seeded initialisation and a defined order among the samples moved into empty clusters.
+
+J may also be a sparse matrix (the Jaccard distance as ``common_eval.jaccard_distance`` returns
+it: a pair not stored has distance 1). A then keeps the stored pairs and one value for every other
+pair, 1 - exp(-1); step 2.2 ranks each cluster's members once by their h against that value and,
+for each row, corrects only the clusters that row stores members of: O(N K + stored pairs) per
+iteration and memory that grows with N K + stored pairs instead of N^2. The labels, centroids
+and every other output are identical to those of the dense N x N matrix with 1 in the pairs not
+stored (tests/ccc/test_hdc.py keeps the dense version as its reference).
 """
 from __future__ import annotations
 
 import logging
 
 import numpy as np
+from scipy import sparse
 
 from ..errors import ClusteringError
-from .distances import SIMILARITIES, EulerMap, get_distances
+from .distances import SIMILARITIES, EulerMap, euler_cosine_row_blocks, get_distances
 from .init import INITS, kmeans_plusplus, kmeans_plusplus2, random_init
 
 try:
@@ -57,19 +67,60 @@ def _threads(num_threads) -> int:
 
 
 # ------------------------------------------------------------------------------- the pieces
-def discrepancy_matrix(mat_dist, inplace: bool = False) -> np.ndarray:
-    """A = clip(1 - exp(-J), 0, 1) with NaN -> 1 (float32); ``inplace`` reuses J's memory."""
-    J = np.asarray(mat_dist)
-    if inplace and J.dtype == np.float32 and J.flags.c_contiguous and J.flags.writeable:
-        A = J
-        np.negative(A, out=A)
-    else:
-        A = np.negative(np.ascontiguousarray(J, dtype=np.float32))
+class SparseDiscrepancy:
+    """The discrepancy A of a sparse distance J: the stored pairs in CSR form (``indptr``,
+    ``indices``, ``data`` = A of the stored J) and ``absent`` = A of J = 1, the value of every
+    pair not stored. Built by ``discrepancy_matrix`` from a scipy sparse J."""
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, absent: np.float32, n: int):
+        self.indptr, self.indices, self.data, self.absent = indptr, indices, data, np.float32(absent)
+        self.shape = (n, n)
+
+    def toarray(self) -> np.ndarray:
+        """The dense N x N A (for tests and small N)."""
+        A = np.full(self.shape, self.absent, dtype=np.float32)
+        A[np.repeat(np.arange(self.shape[0]), np.diff(self.indptr)), self.indices] = self.data
+        return A
+
+
+def _discrepancy(A: np.ndarray) -> np.ndarray:
+    """In place on a float32 array holding J: A = clip(1 - exp(-J), 0, 1) with NaN -> 1."""
+    np.negative(A, out=A)
     np.exp(A, out=A)
     np.subtract(np.float32(1), A, out=A)
     A[np.isnan(A)] = 1.0
     np.clip(A, 0.0, 1.0, out=A)
     return A
+
+
+def sparse_distance(mat_dist, inplace: bool = False) -> sparse.csr_matrix:
+    """A square sparse distance as a float32 CSR with each pair stored at most once (ValueError
+    for a pair stored twice: the dense matrix it stands for would be ambiguous)."""
+    J = sparse.csr_matrix(mat_dist, dtype=np.float32, copy=not inplace)
+    if J.shape[0] != J.shape[1]:
+        raise ValueError(f"the sparse distance must be square, got {J.shape}")
+    J.sort_indices()
+    if not J.has_canonical_format:
+        raise ValueError("the sparse distance stores a pair more than once")
+    return J
+
+
+def discrepancy_matrix(mat_dist, inplace: bool = False):
+    """A = clip(1 - exp(-J), 0, 1) with NaN -> 1 (float32); ``inplace`` reuses J's memory.
+
+    A scipy sparse J (absent pairs = distance 1) gives a ``SparseDiscrepancy``.
+    """
+    if sparse.issparse(mat_dist):
+        J = sparse_distance(mat_dist, inplace)       # a copy unless inplace
+        absent = _discrepancy(np.ones(1, dtype=np.float32))[0]
+        return SparseDiscrepancy(J.indptr.astype(np.int64), J.indices.astype(np.int32, copy=False),
+                                 _discrepancy(J.data), absent, J.shape[0])
+    J = np.asarray(mat_dist)
+    if inplace and J.dtype == np.float32 and J.flags.c_contiguous and J.flags.writeable:
+        A = J
+    else:
+        A = np.array(J, dtype=np.float32, order="C")
+    return _discrepancy(A)
 
 
 def memberships(X, centroids, similarity: str = "Euler Cosine", x_map: EulerMap | None = None) -> np.ndarray:
@@ -82,10 +133,42 @@ def memberships(X, centroids, similarity: str = "Euler Cosine", x_map: EulerMap 
     return (1 - hd).astype(np.float32, copy=False)
 
 
+def own_memberships(X, centroids, labels, similarity: str = "Euler Cosine",
+                    x_map: EulerMap | None = None, block_rows: int = 4096) -> np.ndarray:
+    """memberships(X, centroids)[i, labels[i]] for every i (step 2.1), the same float32 values:
+    every distance is still computed for the maximum (the normalisation; "Euler Cosine" block
+    of rows after block), but the rest of the transform runs on the N values HDC reads."""
+    n = len(labels)
+    labels = np.asarray(labels)
+    if similarity == "Euler Cosine":
+        own = np.empty(n, dtype=np.float32)
+        maxima = []
+        for a, d in euler_cosine_row_blocks(X, centroids, x_map=x_map, block_rows=block_rows):
+            own[a:a + len(d)] = d[np.arange(len(d)), labels[a:a + len(d)]]
+            maxima.append(d.max())
+        d_max = np.max(np.array(maxima, dtype=np.float32))      # NaN if any distance is NaN
+    else:
+        d = get_distances(X, centroids, similarity, norm=False, x_map=x_map)
+        own = d[np.arange(n), labels]
+        d_max = d.max()
+        del d
+    with np.errstate(invalid="ignore", divide="ignore"):
+        own = own / 2 if similarity == "Cosine" else own / d_max
+    with np.errstate(invalid="ignore", over="ignore"):
+        hd = 1 - np.exp(-5 * own)
+    hd[np.isnan(hd)] = 1.0
+    np.clip(hd, 0.0, 1.0, out=hd)
+    return (1 - hd).astype(np.float32, copy=False)
+
+
 def harmonic_discrepancy(A: np.ndarray, m_own: np.ndarray, labels: np.ndarray, n_clusters: int,
                          num_threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(HD, k*): N x K harmonic discrepancies and the member each one was taken from (step 2.2)."""
-    A = np.ascontiguousarray(A, dtype=np.float32)
+    """(HD, k*): N x K harmonic discrepancies and the member each one was taken from (step 2.2).
+
+    A: the dense N x N discrepancy or a ``SparseDiscrepancy`` (same result).
+    """
+    if not isinstance(A, SparseDiscrepancy):
+        A = np.ascontiguousarray(A, dtype=np.float32)
     labels = np.ascontiguousarray(labels, dtype=np.int32)
     m_own = np.ascontiguousarray(m_own, dtype=np.float32)
     N = A.shape[0]
@@ -96,14 +179,24 @@ def harmonic_discrepancy(A: np.ndarray, m_own: np.ndarray, labels: np.ndarray, n
         raise ValueError(f"labels must be < n_clusters = {n_clusters}")
     hd = np.empty((N, n_clusters), dtype=np.float32)
     arg = np.empty((N, n_clusters), dtype=np.int32)
-    _hdc.harmonic_discrepancy(A, m_own, labels, hd, arg, _threads(num_threads))
+    if isinstance(A, SparseDiscrepancy):
+        # each cluster's members by decreasing h(absent, m_k), then increasing k; a NaN h never wins
+        h_absent = _hdc.absent_harmonic(A.absent, m_own)
+        members = np.flatnonzero((labels >= 0) & (h_absent > -1))
+        order = members[np.lexsort((members, -h_absent[members], labels[members]))].astype(np.int32)
+        bounds = np.searchsorted(labels[order], np.arange(n_clusters + 1)).astype(np.int64)
+        _hdc.harmonic_discrepancy_sparse(A.indptr, A.indices, A.data, A.absent, m_own, labels, h_absent,
+                                         order, bounds, hd, arg, _threads(num_threads))
+    else:
+        _hdc.harmonic_discrepancy(A, m_own, labels, hd, arg, _threads(num_threads))
     return hd, arg
 
 
 def assign_labels(hd: np.ndarray):
     """Step 2.3: (labels, hd_i, confidence_i), as the original computes them (float32)."""
     n, K = hd.shape
-    mem = (hd.sum(axis=1, keepdims=True) - hd) / (K - 1)
+    mem = np.subtract(hd.sum(axis=1, keepdims=True), hd)     # (sum - HD) / (K - 1), one N x K array
+    np.divide(mem, K - 1, out=mem)
     labels = mem.argmax(axis=1).astype(np.int32)
     rows = np.arange(n)
     return labels, hd[rows, labels].copy(), mem[rows, labels].copy()
@@ -223,9 +316,7 @@ class HDC:
         (k* of every HD entry), relocations (passes that moved samples).
         """
         K = self.n_clusters
-        n = X.shape[0]
-        mem_xc = memberships(X, centroids, self.similarity, x_map)
-        m_own = mem_xc[np.arange(n), labels]
+        m_own = own_memberships(X, centroids, labels, self.similarity, x_map)
         hd, members = harmonic_discrepancy(A, m_own, labels, K, self.num_threads)
         new_labels, labels_hd, labels_mem = assign_labels(hd)
         relocations = relocate_empty_clusters(hd, labels_mem, new_labels, labels_hd)
@@ -237,7 +328,8 @@ class HDC:
                 "relocations": relocations}
 
     def fit(self, X, mat_dist=None, outlier: bool = True, random_state=None, inplace: bool = False):
-        """Clusters X; ``mat_dist`` the N x N distance (None: the normalised similarity distance).
+        """Clusters X; ``mat_dist`` the N x N distance (None: the normalised similarity distance),
+        dense or scipy sparse (a pair not stored has distance 1; same labels, memory N K + stored).
 
         random_state: an int seed or a numpy RandomState (None: unseeded, as the original).
         inplace: let step 0 overwrite ``mat_dist`` (saves an N x N copy at full scale).
@@ -255,6 +347,9 @@ class HDC:
             inplace = True
         if mat_dist.shape != (n, n):
             raise ValueError(f"mat_dist must be {n} x {n}, got {mat_dist.shape}")
+        if sparse.issparse(mat_dist):
+            mat_dist = sparse_distance(mat_dist, inplace)
+            inplace = True          # a float32 CSR of our own or the caller's, as allowed
         centroids, labels = self.initialise(X, mat_dist, rs)
         A = discrepancy_matrix(mat_dist, inplace=inplace)
         pod = labels
@@ -263,6 +358,7 @@ class HDC:
         step = None
         for it in range(self.max_iter):
             old = centroids
+            step = None        # the previous iteration's N x K arrays are not held beside the next ones
             step = self.iterate(X, centroids, labels, A, x_map)
             labels, pod, centroids = step["labels"], step["labels_pod"], step["centroids"]
             self.relocations_ += step["relocations"]

@@ -7,6 +7,7 @@ is not reproducible even with ``--seed``; here the caller seeds it (a documented
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 from sklearn.cluster import kmeans_plusplus as _sklearn_kmeans_plusplus
 
 from .distances import get_distances
@@ -23,6 +24,9 @@ def kmeans_plusplus2(X, n_clusters: int, xx_dist, random_state: np.random.Random
     cumulative sum), "best" meaning the smallest potential sum_i min(closest_i, d(cand, i)). The
     distance is used as it is, where k-means++ would square it (as 3C codes it).
 
+    xx_dist: dense N x N, or a scipy sparse CSR whose pairs not stored have distance 1 (its rows
+    and columns are read as the dense matrix's: same seeds and labels).
+
     Returns (centroids = X[seeds], labels = argmin over seeds of xx_dist[i, seed] (first index
     on ties), seed indices).
     """
@@ -32,21 +36,50 @@ def kmeans_plusplus2(X, n_clusters: int, xx_dist, random_state: np.random.Random
         n_local_trials = 2 + int(np.log(n_clusters))
     indices = np.full(n_clusters, -1, dtype=np.int64)
     indices[0] = random_state.randint(n)
-    closest = xx_dist[indices[0]]
+    rows, columns = ((_sparse_rows, _sparse_columns) if sparse.issparse(xx_dist)
+                     else (_dense_rows, _dense_columns))
+    closest = rows(xx_dist, indices[0])
     potential = closest.sum()
     for c in range(1, n_clusters):
         rand_vals = random_state.uniform(size=n_local_trials) * potential
         candidates = np.searchsorted(np.cumsum(closest, dtype=np.float64), rand_vals)
         np.clip(candidates, None, n - 1, out=candidates)  # float round-off can overshoot
-        to_candidates = xx_dist[candidates]            # a copy (fancy indexing)
+        to_candidates = rows(xx_dist, candidates)      # a copy (fancy indexing)
         np.minimum(closest, to_candidates, out=to_candidates)
         potentials = to_candidates.sum(axis=1)
         best = int(np.argmin(potentials))
         potential = potentials[best]
         closest = to_candidates[best]
         indices[c] = candidates[best]
-    labels = xx_dist[:, indices].argmin(axis=1).astype(np.int32)
+    labels = columns(xx_dist, indices).argmin(axis=1).astype(np.int32)
     return X[indices].copy(), labels, indices
+
+
+def _dense_rows(d, idx):
+    return d[idx]
+
+
+def _dense_columns(d, idx):
+    return d[:, idx]
+
+
+def _sparse_rows(d, idx):
+    """d[idx] of a CSR as the dense rows it stands for (1 where nothing is stored)."""
+    single = np.ndim(idx) == 0
+    idx = np.atleast_1d(idx)
+    out = np.ones((len(idx), d.shape[1]), dtype=np.float32)
+    for r, i in enumerate(idx):
+        a, b = d.indptr[i], d.indptr[i + 1]
+        out[r, d.indices[a:b]] = d.data[a:b]
+    return out[0] if single else out
+
+
+def _sparse_columns(d, idx):
+    """d[:, idx] of a CSR as dense columns (1 where nothing is stored)."""
+    sub = d[:, idx].tocoo()
+    out = np.ones((d.shape[0], len(idx)), dtype=np.float32)
+    out[sub.row, sub.col] = sub.data
+    return out
 
 
 def kmeans_plusplus(X, n_clusters: int, random_state: np.random.RandomState,
