@@ -11,7 +11,13 @@ epoch loop (extract -> cluster -> memory -> train -> evaluate), ``examples/optio
     cdsm.memory     cluster memories (CMhybrid_v5 = CDSM's diversity memory) and variants
     cdsm.losses     ClusterNCE, the hybrid central/marginal loss
     cdsm.trainer    one training epoch
+    cdsm.optim      Adam (one group per tensor, fused where possible) + StepLR
     cdsm.evaluation feature extraction, common_eval ranking
     cdsm.engine     run plumbing: run folder, set-up, resume_or_load, torchrun, checkpoints, results
+    cdsm.extractor  FeatureExtractor: features of any images from a checkpoint (also cdsm.FeatureExtractor)
 """
 __version__ = "1.0.0"
+
+from .extractor import FeatureExtractor, list_inputs  # noqa: E402  (the public API for trained models)
+
+__all__ = ["FeatureExtractor", "list_inputs", "__version__"]

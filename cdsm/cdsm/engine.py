@@ -22,8 +22,16 @@ from common_eval.results import write_results
 
 from . import evaluation
 from .errors import CDSMError, CheckpointError, short_message
+from .optim import load_optimizer_state
 from .utils import distributed as du
-from .utils.checkpoint import FORMAT, load_checkpoint, load_model_state, model_state, save_checkpoint
+from .utils.checkpoint import (
+    FORMAT,
+    checkpoint_config,
+    load_checkpoint,
+    load_model_state,
+    model_state,
+    save_checkpoint,
+)
 from .utils.logging import report_error, run_logging, tensorboard_writer
 from .utils.runfiles import check_fresh_folder, check_resume, disk_full_line, remove_stale_tmp
 from .utils.seed import get_rng_state, seed_everything, set_rng_state
@@ -123,8 +131,8 @@ def read_checkpoints(logs_dir: Path, resume: str, resume_ema: str, config: dict,
     """Every checkpoint is read (safely) and checked before anything is written; then the
     temporary files of killed writes are removed. Returns (resume checkpoint, teacher checkpoint)."""
     ckpt = load_checkpoint(resume) if resume else None
-    if ckpt is not None and ckpt.get("format") == FORMAT and "args" in ckpt:
-        check_resume(ckpt["args"], config, may_change)
+    if ckpt is not None and checkpoint_config(ckpt):
+        check_resume(checkpoint_config(ckpt), config, may_change)
     ema_ckpt = load_checkpoint(resume_ema) if resume_ema else None
     if main_rank:
         for path in remove_stale_tmp(logs_dir):
@@ -173,7 +181,7 @@ def resume_or_load(ckpt: dict | None, resume: str, ema_ckpt: dict | None, resume
         if ckpt.get("format") == FORMAT:
             load_model_state(student, ckpt["student"], resume)
             load_model_state(teacher, ckpt["teacher"], resume)
-            optimizer.load_state_dict(ckpt["optimizer"])
+            load_optimizer_state(optimizer, ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
             state = RunState(start_epoch=ckpt["epoch"], best=ckpt["best"], best_epoch=ckpt["best_epoch"],
                              last=ckpt["last"], initial=ckpt["initial"], history=list(ckpt["history"]),
@@ -246,14 +254,18 @@ def evaluate_initial(teacher, query_loader, gallery_loader, dataset, device, pro
 
 
 def log_epoch(writer, record: dict) -> None:
-    """An epoch's clustering counts, learning rate and timings in TensorBoard."""
+    """An epoch's clustering counts, learning rate and timings in TensorBoard: the tags shared by
+    the five methods (cluster/clusters, cluster/outliers, train/lr, time/epoch = the epoch's
+    seconds from extraction to evaluation) and CDSM's own (cluster/reliable, time/extract,
+    time/cluster, time/train), at step = the epoch's index."""
     epoch = record["epoch"]
     for key in ("clusters", "outliers", "reliable"):
         if record[key] is not None:
             writer.add_scalar(f"cluster/{key}", record[key], epoch)
     writer.add_scalar("train/lr", record["lr"], epoch)
-    for key in ("extract_s", "cluster_s", "train_s"):
-        writer.add_scalar(f"time/{key[:-2]}", record[key], epoch)
+    for key in ("extract_s", "cluster_s", "train_s", "epoch_s"):
+        if key in record:
+            writer.add_scalar(f"time/{key[:-2]}", record[key], epoch)
     writer.flush()
 
 
@@ -267,11 +279,11 @@ def save_epoch(logs_dir: Path, epoch: int, state: RunState, student, teacher, op
             "last": state.last, "initial": state.initial, "history": state.history,
             "memory": {"name": memory.name, "num_clusters": num_clusters, "state": memory.state_dict()},
             "pseudo_labels": torch.from_numpy(labels), "rng": get_rng_state(),
-            "elapsed": state.wall(), "args": config}
+            "elapsed": state.wall(), "config": config}
     save_checkpoint(ckpt, logs_dir / "checkpoint.pth.tar")
     if is_best:
         save_checkpoint({"format": FORMAT, "epoch": epoch + 1, "teacher": teacher.state_dict(),
-                         "metrics": state.best, "args": config}, logs_dir / "model_best.pth.tar")
+                         "metrics": state.best, "config": config}, logs_dir / "model_best.pth.tar")
 
 
 def write_final_results(logs_dir: Path, state: RunState, *, dataset: str, scale: str, epochs: int,

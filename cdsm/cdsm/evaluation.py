@@ -34,19 +34,36 @@ def extract_features(model, loader, device="cpu", desc: str = "extract",
 
 
 def evaluate_features(query_features, gallery_features, query, gallery, rerank: bool = False,
-                      k1: int = 20, k2: int = 6, lambda_value: float = 0.3) -> common_eval.RankResult:
+                      k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
+                      reranked=None) -> common_eval.RankResult:
     """Ranks the gallery for every query; ``rerank`` applies Zhong et al.'s re-ranking on
-    squared Euclidean distances (as CDSM's test.py --rerank)."""
+    squared Euclidean distances (as CDSM's test.py --rerank); ``reranked``: those re-ranked
+    distances when already computed (``distance_matrix(..., rerank=True)``)."""
     qf = np.ascontiguousarray(np.asarray(query_features, dtype=np.float32))
     gf = np.ascontiguousarray(np.asarray(gallery_features, dtype=np.float32))
     labels = dict(q_pids=[p for _, p, _ in query], g_pids=[p for _, p, _ in gallery],
                   q_camids=[c for _, _, c in query], g_camids=[c for _, _, c in gallery])
     if rerank:
-        dist = common_eval.k_reciprocal_rerank(query_features=qf, gallery_features=gf, k1=k1, k2=k2,
-                                               lambda_value=lambda_value, metric="sqeuclidean")
+        dist = reranked if reranked is not None else distance_matrix(qf, gf, rerank=True, k1=k1, k2=k2,
+                                                                     lambda_value=lambda_value)
         return common_eval.evaluate(dist, **labels, ap="stepwise")
     return common_eval.evaluate(query_features=qf, gallery_features=gf, metric="sqeuclidean", **labels,
                                 ap="stepwise")
+
+
+def distance_matrix(query_features, gallery_features, rerank: bool = False, k1: int = 20, k2: int = 6,
+                    lambda_value: float = 0.3) -> np.ndarray:
+    """The (Q x G) distances that ``evaluate_features`` ranks: squared Euclidean, or re-ranked."""
+    qf = np.ascontiguousarray(np.asarray(query_features, dtype=np.float32))
+    gf = np.ascontiguousarray(np.asarray(gallery_features, dtype=np.float32))
+    if rerank:
+        return common_eval.k_reciprocal_rerank(query_features=qf, gallery_features=gf, k1=k1, k2=k2,
+                                               lambda_value=lambda_value, metric="sqeuclidean")
+    dist = qf @ gf.T  # float32, in place: one Q x G array at Market size (214 MB)
+    dist *= -2.0
+    dist += (qf.astype(np.float64) ** 2).sum(1).astype(np.float32)[:, None]
+    dist += (gf.astype(np.float64) ** 2).sum(1).astype(np.float32)[None, :]
+    return np.maximum(dist, 0.0, out=dist)
 
 
 def evaluate_model(model, query_loader, gallery_loader, query, gallery, device="cpu", rerank: bool = False,

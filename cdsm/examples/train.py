@@ -46,18 +46,11 @@ from cdsm.evaluation import describe, evaluate_model, extract_features
 from cdsm.memory import create_memory
 from cdsm.models import create_teacher
 from cdsm.models.ghost_bn import set_ghost_bn
+from cdsm.optim import build_optimizer
 from cdsm.trainer import train_one_epoch
 from cdsm.utils import distributed as du
 
 log = logging.getLogger("cdsm.train")
-
-
-def build_optimizer(model, args):
-    # one parameter group per tensor, as the original
-    params = [{"params": [p]} for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=args.lr, weight_decay=args.weight_decay)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.step_size, gamma=0.1)
-    return optimizer, scheduler
 
 
 def run(args, argv) -> int:
@@ -100,7 +93,8 @@ def run(args, argv) -> int:
     if args.channels_last:
         student.to(memory_format=torch.channels_last)
         teacher.to(memory_format=torch.channels_last)
-    optimizer, scheduler = build_optimizer(student, args)
+    # Adam, one parameter group per tensor as the original, fused where the device allows (optim.py)
+    optimizer, scheduler = build_optimizer(student, args.lr, args.weight_decay, args.step_size)
 
     # a fresh run, or the state of the checkpoint it resumes
     state = engine.resume_or_load(ckpt, args.resume, ema_ckpt, args.resume_ema, student, teacher, optimizer,
@@ -114,6 +108,7 @@ def run(args, argv) -> int:
 
     for epoch in range(state.start_epoch, args.epochs):
         lr = optimizer.param_groups[0]["lr"]
+        t_epoch = time.perf_counter()
         # 1. teacher features of the training set
         t0 = time.perf_counter()
         features = extract_features(teacher, cluster_loader, device, f"epoch {epoch} extract", progress)
@@ -193,6 +188,7 @@ def run(args, argv) -> int:
             writer.add_scalar("eval/rank1", metrics["rank1"], epoch + 1)
             log.info(f" * Finished epoch {epoch:3d}  teacher {describe(result)}  best mAP "
                      f"{state.best['mAP']:.1f} (epoch {state.best_epoch}){' *' if is_best else ''}")
+        record["epoch_s"] = round(time.perf_counter() - t_epoch, 2)
         state.history.append(record)
         engine.log_epoch(writer, record)
         scheduler.step()

@@ -54,3 +54,12 @@ def tiny_args(data_dir, logs_dir, *extra) -> list[str]:
             "--epochs", "2", "--iters", "2", "-j", "0", "--num-threads", "2", "--no-progress",
             "--print-freq", "0", "--scale", "smoke", "--seed", "7",
             "--data-dir", str(data_dir), "--logs-dir", str(logs_dir), *extra]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_root, train_script) -> Path:
+    """One tiny trained run (tiny_args, 1 epoch), made once per session: its folder holds
+    model_best.pth.tar, checkpoint.pth.tar, results.json and the TensorBoard events."""
+    logs = tmp_path_factory.mktemp("tiny_run") / "logs"
+    assert train_script.main(tiny_args(tiny_root, logs, "--epochs", "1")) == 0
+    return logs

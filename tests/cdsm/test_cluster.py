@@ -49,3 +49,17 @@ def test_eps_range_is_checked():
     x, _ = blobs()
     with pytest.raises(ValueError, match="below 1"):
         cluster_features(x, eps=0.99, eps_gap=0.02)
+
+
+@pytest.mark.parametrize("seed, ids, per", [(0, 8, 6), (1, 20, 3), (2, 12, 10)])
+def test_cutoff_keeps_the_labels_of_the_full_matrix(seed, ids, per):
+    # cluster_features keeps only Jaccard entries <= eps + gap: the three clusterings are those of
+    # the full sparse matrix (small clusters, k1 above the cluster size: most entries are dropped)
+    x, _ = blobs(seed=seed, ids=ids, per=per, noise=0.3)
+    full = jaccard_distance(x, k1=10, k2=3)
+    c = cluster_features(x, eps=0.5, min_samples=2, k1=10, k2=3, eps_gap=0.02)
+    for eps, got in ((0.5, c.labels), (0.48, c.labels_tight), (0.52, c.labels_loose)):
+        assert np.array_equal(got, run_dbscan(full, eps, 2)[0])
+    assert np.array_equal(c.core_indices, run_dbscan(full, 0.5, 2)[1])
+    kept = jaccard_distance(x, k1=10, k2=3, cutoff=0.52).nnz
+    assert kept < full.nnz if per < 10 else kept <= full.nnz

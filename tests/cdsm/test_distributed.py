@@ -195,7 +195,7 @@ def test_two_process_gloo_run_matches_single_process_and_resumes_in_one(tiny_roo
     # --resume refuses settings that differ from the checkpoint's (--epochs included): the copy is
     # made to record a run planned for 3 epochs, so that the single process trains the third
     ckpt = torch.load(ddp / "checkpoint.pth.tar", weights_only=True)
-    ckpt["args"]["epochs"] = 3
+    ckpt["config"]["epochs"] = 3
     torch.save(ckpt, resumed / "from_ddp.pth.tar")
     run2 = [sys.executable, "examples/train.py",
             *tiny_args(tiny_root, resumed, "--num-threads", "1", "--epochs", "3",

@@ -2,7 +2,10 @@
 
 The Jaccard distance comes from ``common_eval.jaccard_distance`` (SpCL's algorithm, sparse: an
 absent entry means distance 1), which goes straight into
-``sklearn.cluster.DBSCAN(metric="precomputed")``: every pair within eps < 1 is stored.
+``sklearn.cluster.DBSCAN(metric="precomputed")``. Only the entries at or below the largest radius
+of the epoch (eps, or eps + gap) are kept (``cutoff``): DBSCAN's neighbourhoods are d <= eps, so
+the labels are those of the full matrix (tested), and the matrix holds what DBSCAN can use
+instead of nearly every pair when clusters are smaller than k1.
 """
 from __future__ import annotations
 
@@ -70,15 +73,18 @@ def cluster_features(features: np.ndarray, eps: float, min_samples: int = 4, k1:
     if eps_gap is not None and eps + eps_gap >= 1:
         raise ValueError(f"eps + eps_gap must be below 1 (the largest Jaccard distance), got "
                          f"{eps + eps_gap}")
-    dist = jaccard_distance(np.ascontiguousarray(features, dtype=np.float32), k1=k1, k2=k2)
+    features = np.ascontiguousarray(features, dtype=np.float32)
+    largest = eps + eps_gap if eps_gap is not None else eps
+    dist = jaccard_distance(features, k1=k1, k2=k2, cutoff=largest)
     labels, core = run_dbscan(dist, eps, min_samples, n_jobs)
     if labels.max(initial=-1) < 0:
+        full = jaccard_distance(features, k1=k1, k2=k2)  # the hint needs the distances beyond eps
         at = f" at epoch {epoch}" if epoch is not None else ""
         raise NoClusterError(
             f"DBSCAN (eps {eps}, min_samples {min_samples}) found no cluster among the "
             f"{len(labels)} training images{at}: every image is an outlier. The median Jaccard "
             f"distance of an image to its {min_samples}th neighbour is "
-            f"{neighbour_distance_hint(dist, min_samples)}; raise --eps towards it or lower "
+            f"{neighbour_distance_hint(full, min_samples)}; raise --eps towards it or lower "
             "--min-samples (the training set may also be too small for min_samples)")
     tight = loose = None
     if eps_gap is not None:

@@ -58,6 +58,15 @@ def load_checkpoint(path) -> dict:
     return obj
 
 
+def checkpoint_config(checkpoint: dict) -> dict:
+    """The resolved configuration a checkpoint of this reproduction was trained with (key
+    "config"; "args" in checkpoints written before it was renamed); {} for the original's."""
+    if checkpoint.get("format") != FORMAT:
+        return {}
+    config = checkpoint.get("config", checkpoint.get("args"))
+    return dict(config) if isinstance(config, dict) else {}
+
+
 def strip_module(state_dict: dict) -> dict:
     """Removes DataParallel's 'module.' prefix (the original's checkpoints carry it)."""
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
