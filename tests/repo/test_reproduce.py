@@ -179,4 +179,4 @@ def test_a_rerun_never_overwrites_a_run_and_resume_continues_it(tmp_path):
     if not shutil.which("chromium"):
         pytest.skip("Debian's chromium is not installed (.ci/run installs it): the page was not rendered")
     ok, total = check_in_chromium(page, screenshot=tmp_path / "report.png")
-    assert total >= 5 and ok == total  # the comparison's curves of both runs and the ranked-list grid
+    assert total >= 3 and ok == total  # the curves of both runs and the ranked-list grid, all decoded
