@@ -15,6 +15,17 @@ evaluate).
     auxusl.auxinfo    TOC / SCP / STS relations from frame names, their .npz files
     auxusl.tools      python -m auxusl.tools.make_aux
     auxusl.trainer    one training epoch;  auxusl.evaluation: features, test-time terms, ranking
+    auxusl.engine     the run plumbing of examples/train.py (set-up, resume-or-load, bookkeeping)
+    auxusl.extractor  FeatureExtractor: features of your own tracklets from a checkpoint
 """
 
 __version__ = "1.0.0"
+__all__ = ["FeatureExtractor"]
+
+
+def __getattr__(name):  # FeatureExtractor on first use: importing the package stays light
+    if name == "FeatureExtractor":
+        from .extractor import FeatureExtractor
+
+        return FeatureExtractor
+    raise AttributeError(f"module 'auxusl' has no attribute {name!r}")

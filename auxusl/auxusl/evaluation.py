@@ -171,3 +171,71 @@ def describe(result: common_eval.RankResult) -> str:
         f"mAP {m['mAP']:.1f}  rank-1 {m['rank1']:.1f}  rank-5 {m['rank5']:.1f}  rank-10 {m['rank10']:.1f}  "
         f"mINP {m['mINP']:.1f}"
     )
+
+
+class Evaluator:
+    """Teacher features of query and gallery, the test-time terms, common_eval ranking: what a
+    run evaluates each time (configuration ``cfg``: TEST.*, CLUSTER.STR_*, the batch sizes)."""
+
+    def __init__(self, cfg, dataset, transform, reader, device, progress):
+        from .auxinfo.from_config import load_test_aux
+
+        self.cfg, self.dataset, self.transform, self.reader = cfg, dataset, transform, reader
+        self.device, self.progress = device, progress
+        self.aux = load_test_aux(cfg, dataset)
+
+    def distance(self, qf, gf, terms) -> np.ndarray:
+        c = self.cfg
+        return query_gallery_distance(
+            qf,
+            gf,
+            toc=self.aux["toc"] if "toc" in terms else None,
+            scp=self.aux["scp"] if "scp" in terms else None,
+            scp_lambda=c.TEST.CCE_LAMBDA,
+            sts_p=self.aux["sts"] if "sts" in terms else None,
+            sts_lambda=c.CLUSTER.STR_LAMBDA,
+            sts_gamma=c.CLUSTER.STR_GAMMA,
+        )
+
+    def features(self, model, items, desc: str = "extract"):
+        """(inference features, raw features) of ``items`` as the evaluation computes them."""
+        c = self.cfg
+        return tracklet_features(
+            model,
+            items,
+            self.transform,
+            self.reader,
+            desc=desc,
+            device=self.device,
+            batch_frames=c.DATALOADER.CLUSTER_BATCH_SIZE * c.DATALOADER.CLUSTER_SEQ_LEN,
+            workers=c.DATALOADER.NUM_WORKERS,
+            progress=self.progress,
+        )
+
+    def __call__(self, model) -> dict:
+        """{"result": RankResult with the configured terms, "ablation": {name: metrics},
+        "dist": the ranked Q x G distances; with TEST.RERANK.ENABLED also "rerank" (RankResult)
+        and "dist_rerank"}."""
+        c, d = self.cfg, self.dataset
+        qf, _ = self.features(model, d.query, "extract query")
+        gf, _ = self.features(model, d.gallery, "extract gallery")
+        terms = tuple(self.aux)
+        dist = self.distance(qf, gf, terms)
+        result = evaluate_distance(dist, d.query, d.gallery)
+        ablation = {}
+        if terms:  # each test-time module's effect on its own, from the same features
+            ablation["none"] = evaluate_distance(self.distance(qf, gf, ()), d.query, d.gallery).metrics(
+                "stepwise"
+            )
+            if len(terms) > 1:
+                for t in terms:
+                    ablation[t] = evaluate_distance(self.distance(qf, gf, (t,)), d.query, d.gallery).metrics(
+                        "stepwise"
+                    )
+            ablation["+".join(terms)] = result.metrics("stepwise")
+        out = {"result": result, "ablation": ablation, "dist": dist}
+        if c.TEST.RERANK.ENABLED:
+            r = c.TEST.RERANK
+            out["dist_rerank"] = rerank(dist, qf, gf, r.K1, r.K2, r.LAMBDA)
+            out["rerank"] = evaluate_distance(out["dist_rerank"], d.query, d.gallery)
+        return out

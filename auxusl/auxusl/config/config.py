@@ -106,9 +106,17 @@ def _explain(exc: Exception, where: str) -> str:
     return f"{text} ({where})"
 
 
-def setup_cfg(config_file: str | None, opts=(), *, freeze: bool = True) -> CfgNode:
-    """defaults -> config_file (with _BASE_) -> KEY VALUE pairs; ConfigError on bad input."""
+def setup_cfg(config_file: str | None, opts=(), *, freeze: bool = True, base: dict | None = None) -> CfgNode:
+    """defaults -> ``base`` (a stored configuration, e.g. a checkpoint's) -> config_file (with
+    _BASE_) -> KEY VALUE pairs; ConfigError on bad input."""
     cfg = get_cfg()
+    if base:
+        try:
+            cfg.merge_from_other_cfg(CfgNode(base))
+        except ConfigError:
+            raise
+        except (KeyError, AssertionError, ValueError, TypeError) as exc:
+            raise ConfigError(_explain(exc, "in the checkpoint's stored configuration")) from None
     if config_file:
         try:
             cfg.merge_from_file(config_file)
