@@ -33,7 +33,7 @@ from torch.nn import functional as F  # noqa: E402
 
 from buc import models  # noqa: E402
 from buc.extractor import FeatureExtractor  # noqa: E402
-from buc.utils.runfiles import BUCError, atomic_write, disk_full_line  # noqa: E402
+from buc.utils.runfiles import BUCError, atomic_write, one_line_errors  # noqa: E402
 
 
 class FrameFeatures(nn.Module):
@@ -110,17 +110,7 @@ def main(argv=None) -> int:
     if Path(args.out).suffix != ".onnx":
         print(f"error: --out {args.out}: the file must end in .onnx", file=sys.stderr)
         return 2
-    try:
-        return run(args)
-    except BUCError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        line = disk_full_line(exc)
-        if line is None:
-            raise
-        print(line, file=sys.stderr)
-        return 2
+    return one_line_errors(lambda: run(args), (BUCError,))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import torch  # noqa: E402
 from buc import models  # noqa: E402
 from buc.extractor import FeatureExtractor, list_inputs  # noqa: E402
 from buc.utils.data import CorruptImageError  # noqa: E402
-from buc.utils.runfiles import BUCError, atomic_write, disk_full_line  # noqa: E402
+from buc.utils.runfiles import BUCError, atomic_write, one_line_errors  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,17 +80,7 @@ def run(args) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (BUCError, CorruptImageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        line = disk_full_line(exc)
-        if line is None:
-            raise
-        print(line, file=sys.stderr)
-        return 2
+    return one_line_errors(lambda: run(args), (BUCError, CorruptImageError))
 
 
 if __name__ == "__main__":

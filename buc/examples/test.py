@@ -35,7 +35,7 @@ from buc.evaluators import COMMON_AP, NATIVE_AP, evaluate_all  # noqa: E402
 from buc.extractor import checkpoint_config, load_model, model_settings  # noqa: E402
 from buc.utils import set_seed  # noqa: E402
 from buc.utils.data import CorruptImageError  # noqa: E402
-from buc.utils.runfiles import BUCError, disk_full_line  # noqa: E402
+from buc.utils.runfiles import BUCError, one_line_errors  # noqa: E402
 from buc.utils.serialization import load_checkpoint, write_json  # noqa: E402
 from common_eval import EvaluationError, k_reciprocal_rerank, visualize_ranked_results  # noqa: E402
 
@@ -49,17 +49,7 @@ RERANK = {"k1": 20, "k2": 6, "lambda_value": 0.3}
 def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
-    try:
-        return evaluate(p, args)
-    except USER_ERRORS as exc:   # bad input: one line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        line = disk_full_line(exc)
-        if line is None:
-            raise
-        print(line, file=sys.stderr)
-        return 2
+    return one_line_errors(lambda: evaluate(p, args), USER_ERRORS)   # bad input: one line
 
 
 def build_parser() -> argparse.ArgumentParser:

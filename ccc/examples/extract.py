@@ -23,7 +23,7 @@ import torch
 from ccc.errors import CCCError, short_message
 from ccc.extractor import IMAGE_SUFFIXES, FeatureExtractor, list_inputs
 from ccc.utils.logging import console_logging
-from ccc.utils.runfiles import atomic_write, disk_full_line
+from ccc.utils.runfiles import atomic_write, one_line_errors
 
 log = logging.getLogger("ccc.extract")
 
@@ -78,17 +78,7 @@ def main(argv=None) -> int:
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
     console_logging()
-    try:
-        return run(args)
-    except CCCError as exc:
-        print(f"error: {short_message(exc)}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        line = disk_full_line(exc)
-        if line is None:
-            raise
-        print(line, file=sys.stderr)
-        return 2
+    return one_line_errors(lambda: run(args), (CCCError,), describe=short_message)
 
 
 if __name__ == "__main__":

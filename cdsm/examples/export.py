@@ -27,7 +27,7 @@ from torch import nn
 from cdsm.errors import CDSMError, short_message
 from cdsm.extractor import FeatureExtractor
 from cdsm.utils.logging import console_logging
-from cdsm.utils.runfiles import atomic_write, disk_full_line
+from cdsm.utils.runfiles import atomic_write, one_line_errors
 
 log = logging.getLogger("cdsm.export")
 OPSET = 18
@@ -98,17 +98,7 @@ def run(args) -> int:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     console_logging()
-    try:
-        return run(args)
-    except CDSMError as exc:
-        print(f"error: {short_message(exc)}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        line = disk_full_line(exc)
-        if line is None:
-            raise
-        print(line, file=sys.stderr)
-        return 2
+    return one_line_errors(lambda: run(args), (CDSMError,), describe=short_message)
 
 
 if __name__ == "__main__":

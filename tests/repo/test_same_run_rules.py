@@ -50,6 +50,22 @@ out["disk_full"] = [rf.disk_full_line(OSError(errno.ENOSPC, "No space left on de
                                               "no space left on device while writing /x/c (3.0 MB)")),
                     rf.disk_full_line(OSError(errno.EACCES, "Permission denied", "/x"))]
 out["json"] = said(rf.dumps_strict, {"lr": float("inf")})
+import contextlib, io
+def guarded(exc):
+    def body():
+        if exc is None:
+            return 0
+        raise exc
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            status = rf.one_line_errors(body, (KeyError, ValueError), describe=lambda e: f"bad {e}")
+        except Exception as other:
+            return ["raised", type(other).__name__]
+    return [status, err.getvalue()]
+out["guard"] = [guarded(None), guarded(ValueError("x")),
+                guarded(OSError(errno.ENOSPC, "No space left", "/x/f")),
+                guarded(OSError(errno.EACCES, "Permission denied", "/x")), guarded(RuntimeError("bug"))]
 if hasattr(rf, "safe_torch_load"):
     import torch
 
@@ -104,6 +120,9 @@ def test_the_answers_are_the_documented_ones(answers):
     assert a["disk_full"] == ["error: no space left on device while writing /x/log.txt",
                               "error: no space left on device while writing /x/c (3.0 MB)", None]
     assert a["json"] and "JSON" in a["json"]
+    assert a["guard"] == [[0, ""], [2, "error: bad x\n"],
+                          [2, "error: no space left on device while writing /x/f\n"],
+                          ["raised", "PermissionError"], ["raised", "RuntimeError"]]
     assert a["evil"] == ("cannot load WORK/evil.pth safely: it holds posix.system, which would run code "
                          "when loaded; only tensors, numbers, strings, lists and dicts are read")
     assert a["marker"] is False

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -185,3 +186,20 @@ def disk_full_line(exc: OSError) -> str | None:
     if text.startswith("no space left on device while writing"):
         return f"error: {text}"
     return f"error: no space left on device while writing {exc.filename or 'a file'}"
+
+
+def one_line_errors(body, user_errors: tuple = (), describe=str) -> int:
+    """A script's main(): body()'s exit status, or, for a problem the user can fix (one of
+    ``user_errors``, shown by ``describe``) or a full disk, one 'error: ...' line on stderr and
+    exit status 2; any other exception keeps its traceback."""
+    try:
+        return body()
+    except user_errors as exc:
+        print(f"error: {describe(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        line = disk_full_line(exc)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 2
