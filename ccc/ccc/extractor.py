@@ -61,6 +61,22 @@ def list_inputs(folder) -> tuple[list[Path], list[str]]:
     return [p for _, p in found], [n for n, _ in found]
 
 
+
+def resolve_device(name) -> torch.device:
+    """"auto" (CUDA when there is one), "cpu", "cuda", "cuda:N"; a CUDA device that this machine
+    does not have is an InputError (one line), not a driver traceback."""
+    if str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise InputError(f"unknown device {name!r} ({exc}); use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {name!r}: no CUDA device is available here; use cpu (or auto)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InputError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
 class FeatureExtractor:
     """A trained 3C model that maps images to L2-normalised float32 features (N x D)."""
 
@@ -78,7 +94,7 @@ class FeatureExtractor:
         if self.arch not in models.names():
             raise CheckpointError(f"{source}: unknown architecture {self.arch!r}")
         self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.batch_size = int(batch_size)
         quiet = logging.getLogger("ccc.models.resnet")   # not "random initialisation": weights follow
         level = quiet.level

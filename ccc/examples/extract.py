@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=str, required=True, metavar="DIR", help="folder of images (recursive)")
     p.add_argument("--out", type=str, required=True, metavar="FEATS.npy",
                    help="features (.npy); the names go to the same path with .txt")
-    p.add_argument("--device", type=str, default="cpu", help="cpu, cuda, cuda:N")
+    p.add_argument("--device", type=str, default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads")
     g = p.add_argument_group("only for checkpoints without a stored configuration")

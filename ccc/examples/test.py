@@ -30,7 +30,7 @@ from ccc import datasets, models
 from ccc.data import build_test_loader
 from ccc.errors import CCCError, short_message
 from ccc.evaluation import describe, distances, evaluate_features, extract_features
-from ccc.extractor import checkpoint_config
+from ccc.extractor import checkpoint_config, resolve_device
 from ccc.utils.checkpoint import load_checkpoint, load_model_state, model_state
 from ccc.utils.logging import console_logging
 from ccc.utils.runfiles import atomic_write, disk_full_line, dumps_strict
@@ -115,8 +115,7 @@ def run(args) -> int:
     seed_everything(args.seed)
     ckpt = load_checkpoint(args.resume)
     resolve(args, ckpt)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto"
-                          else args.device)
+    device = resolve_device(args.device)
 
     dataset = datasets.create(args.dataset, args.root_dir)
     model = models.create(args.arch, pretrained="none", pooling_type=args.pooling_type)

@@ -68,6 +68,8 @@ def resolve_device(name) -> torch.device:
         raise InputError(f"unknown device {name!r} ({exc}); use cpu, cuda, cuda:N or auto") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {name!r}: no CUDA device is available here; use cpu (or auto)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InputError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
 
 

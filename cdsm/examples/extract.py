@@ -52,6 +52,9 @@ def run(args) -> int:
         torch.set_num_threads(args.num_threads)
     out = Path(args.out)
     names_path = out.with_suffix(".txt")
+    if names_path == out:
+        raise CDSMError(f"--out {out}: the names go to OUT with suffix .txt; give the features another "
+                        "name, e.g. feats.npy")
     paths, names = list_inputs(args.images)  # before loading the model: a bad folder fails fast
     if not paths:
         raise InputError(f"no image (.jpg, .jpeg, .png, .bmp) under {args.images}")

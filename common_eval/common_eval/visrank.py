@@ -185,9 +185,9 @@ def visualize_ranked_results(distmat, query, gallery, out_dir, *, topk: int = 10
 
     query, q_pids, q_cams = _records("query", query)
     gallery, g_pids, g_cams = _records("gallery", gallery)
-    dist = np.asarray(distmat, dtype=np.float64)
-    if dist.shape != (len(query), len(gallery)):
-        raise ValueError(f"distmat has shape {dist.shape}, expected (len(query), len(gallery)) = "
+    shape = np.shape(distmat)
+    if shape != (len(query), len(gallery)):
+        raise ValueError(f"distmat has shape {shape}, expected (len(query), len(gallery)) = "
                          f"({len(query)}, {len(gallery)})")
     if not len(query) or not len(gallery):
         raise ValueError("empty query set or gallery")
@@ -197,6 +197,7 @@ def visualize_ranked_results(distmat, query, gallery, out_dir, *, topk: int = 10
                                     or not isinstance(max_queries, (int, np.integer)) or max_queries < 0):
         raise ValueError(f"max_queries must be None or an integer >= 0, got {max_queries!r}")
     n = len(query) if not max_queries else min(int(max_queries), len(query))
+    dist = np.asarray(distmat[:n], dtype=np.float64)   # only the rows drawn (Q x G may be large)
     bad = ~np.isfinite(dist[:n]).all(axis=1)
     if bad.any():
         raise ValueError(f"distmat row {int(np.argmax(bad))} holds NaN or inf")

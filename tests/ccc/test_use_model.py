@@ -211,3 +211,19 @@ def test_help_exits_0():
     for name in ("test", "extract", "export"):
         assert f"{name} exit 0" in p.stdout, p.stdout + p.stderr
     assert p.stdout.count("--checkpoint") >= 3
+
+
+def test_a_device_this_machine_lacks_is_one_clear_error():
+    import torch
+
+    from ccc.errors import InputError
+    from ccc.extractor import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(InputError, match="unknown device 'gpu0'"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA device is available here"):
+            resolve_device("cuda:0")
+    with pytest.raises(InputError, match="CUDA device"):
+        resolve_device(f"cuda:{torch.cuda.device_count() + 3}")

@@ -52,7 +52,7 @@ def test_eps_range_is_checked():
 
 
 @pytest.mark.parametrize("seed, ids, per", [(0, 8, 6), (1, 20, 3), (2, 12, 10)])
-def test_cutoff_keeps_the_labels_of_the_full_matrix(seed, ids, per):
+def test_cutoff_keeps_the_labels_of_the_full_matrix(seed, ids, per, monkeypatch):
     # cluster_features keeps only Jaccard entries <= eps + gap: the three clusterings are those of
     # the full sparse matrix (small clusters, k1 above the cluster size: most entries are dropped)
     x, _ = blobs(seed=seed, ids=ids, per=per, noise=0.3)
@@ -63,3 +63,13 @@ def test_cutoff_keeps_the_labels_of_the_full_matrix(seed, ids, per):
     assert np.array_equal(c.core_indices, run_dbscan(full, 0.5, 2)[1])
     kept = jaccard_distance(x, k1=10, k2=3, cutoff=0.52).nnz
     assert kept < full.nnz if per < 10 else kept <= full.nnz
+    # and cluster_features really asks for the cutoff (the labels alone cannot show it)
+    import cdsm.cluster.dbscan as module
+    asked = []
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs.get("cutoff"))
+        return jaccard_distance(*args, **kwargs)
+    monkeypatch.setattr(module, "jaccard_distance", spy)
+    cluster_features(x, eps=0.5, min_samples=2, k1=10, k2=3, eps_gap=0.02)
+    assert asked[0] == pytest.approx(0.52)
