@@ -234,8 +234,9 @@ demo() {
   if [[ ${#built[@]} -gt 0 ]]; then
     "$PY" -m common_eval.table "$demo_logs"
     echo "runs of this demo: $demo_logs"
-    "$PY" -m common_eval.report "$demo_logs" --out "$demo_logs/report.html" >/dev/null
-    echo "report of this demo: $demo_logs/report.html (open it in a browser)"
+    if "$PY" -m common_eval.report "$demo_logs" --out "$demo_logs/report.html" >/dev/null; then
+      echo "report of this demo: $demo_logs/report.html (open it in a browser)"
+    fi
     echo "curves: $VENV/bin/tensorboard --logdir $LOGS"
   fi
   if [[ ${#missing[@]} -gt 0 ]]; then

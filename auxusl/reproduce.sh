@@ -65,7 +65,8 @@ launch=("$PY")
 [[ $smoke == 1 ]] && config="configs/smoke_${target}.yml"
 [[ -n "$data_root" ]] || data_root="$HERE/datasets"
 data_root="$(realpath -m "$data_root")"
-[[ -n "$logs" ]] || logs="$HERE/log/$target$([[ $smoke == 1 ]] && echo -smoke)"
+suffix=""; [[ $smoke == 1 ]] && suffix=-smoke
+[[ -n "$logs" ]] || logs="$HERE/log/$target$suffix"
 logs="$(realpath -m "$logs")"
 
 AUX_OFF=(CLUSTER.ICDBSCAN_OPTION False CLUSTER.CCE_OPTION False CLUSTER.STR_OPTION False
@@ -82,7 +83,8 @@ if [[ -n "$eval_ckpt" ]]; then
     [[ -f "$ckpt_dir/aux/aux_info.json" ]] || die "--aux on needs the auxiliary information in $ckpt_dir/aux (written by the training run)"
     extra=(PICKLE_PATH "$ckpt_dir/aux")
   fi
-  exec "$PY" examples/test.py --config-file "$config" --checkpoint "$eval_ckpt" DATASETS.DIR "$data_root" \
+  # the checkpoint carries the configuration it was trained with: no preset file over it
+  exec "$PY" examples/test.py --checkpoint "$eval_ckpt" DATASETS.DIR "$data_root" \
     OUTPUT_DIR "$ckpt_dir/eval" "${extra[@]}" "${pass[@]}"
 fi
 run_one() {  # run_one on|off LOGDIR

@@ -304,7 +304,8 @@ def preflight(cfg):
 
 def set_up(cfg, argv):
     """Threads, cuDNN, seeds, the device, torchrun's process group, the run folder's config.yaml
-    (stale temporary files of an interrupted write removed): (device, rank, world, progress)."""
+    (stale temporary files of an interrupted write removed; TEST.EVAL_ONLY: eval_config.yaml, and
+    nothing removed): (device, rank, world, progress)."""
     out_dir = Path(cfg.OUTPUT_DIR)
     check_cfg(cfg)
     if cfg.NUM_THREADS:
@@ -322,7 +323,11 @@ def set_up(cfg, argv):
     progress = None if cfg.PROGRESS and main_rank else False
     log.info(f"Command line arguments: {' '.join(argv)}")
     log.info(f"Running with full config:\n{cfg.dump()}")
-    if main_rank:
+    if main_rank and cfg.TEST.EVAL_ONLY:
+        # evaluating (often in the folder of the run that trained the checkpoint): the run's own
+        # config.yaml and the temporary files of a training that may still be running are left alone
+        write_text(out_dir / "eval_config.yaml", cfg.dump())
+    elif main_rank:
         gone = remove_stale_tmp(out_dir)
         if gone:
             names = ", ".join(p.name for p in gone)

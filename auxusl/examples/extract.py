@@ -48,6 +48,9 @@ def main(argv=None) -> int:
             raise AuxUSLError(f"--images {args.images} holds no .jpg/.jpeg/.png/.bmp frames")
         if not Path(args.checkpoint).is_file():
             raise AuxUSLError(f"checkpoint {args.checkpoint} does not exist")
+        if out.with_suffix(".txt") == out:
+            raise AuxUSLError(f"--out {out}: the names go to OUT with suffix .txt; give the features "
+                              "another name, e.g. feats.npy")
         t0 = time.perf_counter()
         fx = FeatureExtractor(args.checkpoint, device=args.device, batch_size=args.batch_size)
         feats = fx(tracklets)

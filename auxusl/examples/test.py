@@ -69,8 +69,29 @@ def checkpoint_path(argv) -> str | None:
     return found
 
 
+VALUED = ("--checkpoint", "--data-root", "--logs-dir", "--config-file", "--visrank", "--visrank-queries")
+SWITCHES = ("--rerank", "--print-config")
+
+
+def flags_first(argv: list[str]) -> list[str]:
+    """This script's flags moved before the KEY VALUE pairs, wherever they were given (argparse's
+    REMAINDER would take a flag after the first pair for a configuration key)."""
+    flags, rest, i = [], [], 0
+    while i < len(argv):
+        a = argv[i]
+        name = a.split("=", 1)[0]
+        if name in VALUED and "=" not in a and i + 1 < len(argv):
+            flags += argv[i:i + 2]
+            i += 2
+            continue
+        (flags if name in VALUED + SWITCHES else rest).append(a)
+        i += 1
+    return flags + rest
+
+
 def resolve(argv):
     """(cfg, args, ckpt): the checkpoint's stored configuration, then the command line."""
+    argv = flags_first(argv)
     if any(a in ("-h", "--help") for a in argv):
         build_parser().parse_args(["--help"])
     path = checkpoint_path(argv)

@@ -114,6 +114,22 @@ def list_inputs(folder, video: bool = False) -> tuple[list, list[str]]:
     return [tracklets[n] for n in names], names
 
 
+
+def resolve_device(name) -> torch.device:
+    """"cpu", "cuda", "cuda:N" (or "auto": CUDA when there is one); a device this machine does
+    not have is a BUCError (one line), not a driver traceback."""
+    if str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise BUCError(f"unknown device {name!r} ({exc}); use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BUCError(f"device {name!r}: no CUDA device is available here; use cpu (or auto)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise BUCError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
 class FeatureExtractor:
     """BUC's evaluation features (L2-normalised pool5, frame-averaged) of images or tracklets.
 
@@ -125,6 +141,7 @@ class FeatureExtractor:
     def __init__(self, checkpoint, device: str = "cpu", batch_size: int = 32, **overrides):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        device = resolve_device(device)   # before loading anything: a bad device fails fast
         source = "the checkpoint"
         if not isinstance(checkpoint, dict):
             source = str(checkpoint)
@@ -136,7 +153,7 @@ class FeatureExtractor:
         self.max_frames = self.settings["max_frames"]
         self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
         self.transform = test_transform(self.height, self.width)
-        self.device = torch.device(device)
+        self.device = device
         self.batch_size = batch_size
         self.model = load_model(checkpoint, self.settings, source).to(self.device)
 

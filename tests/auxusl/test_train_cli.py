@@ -334,3 +334,14 @@ def test_adapter_runs_both_variants(small_root, tmp_path):
     assert (tmp_path / "run-aux" / "aux" / "aux_info.json").exists()
     assert not (tmp_path / "run-noaux" / "aux").exists()
     assert np.isfinite(plus["common"]["mAP"])
+
+    # --eval of the smoke checkpoint without --smoke: the checkpoint's own configuration is used
+    # (no preset file over it), and test.py's flags after -- come after the adapter's KEY VALUE pairs
+    best = tmp_path / "run-aux" / "model_mAP_best.pth.tar"
+    p = subprocess.run(["bash", str(AUXUSL_DIR / "reproduce.sh"), "dukevideo", "--data-root", str(small_root),
+                        "--eval", str(best), "--", "--visrank", "2", "--visrank-queries", "1"],
+                       capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-2000:]
+    scored = json.loads((tmp_path / "run-aux" / "eval" / "eval_results.json").read_text())
+    assert np.isfinite(scored["mAP"])
+    assert len(list((tmp_path / "run-aux" / "eval" / "visrank").glob("*.jpg"))) == 2

@@ -54,6 +54,22 @@ def test_checkpoints_carry_the_configuration_and_test_py_needs_nothing_else(tiny
         assert im.width > 3 * 16 and im.height > 32
 
 
+@pytest.mark.slow
+def test_test_py_in_the_run_folder_leaves_the_run_alone(tiny_run, test_script, capsys):
+    """By default test.py writes beside the checkpoint: the run's config.yaml, checkpoints and
+    results stay byte-identical, and its own flags work after KEY VALUE pairs (as the wrapper's
+    --eval CKPT -- --visrank K passes them)."""
+    best = tiny_run / "model_mAP_best.pth.tar"
+    kept = {p.name: p.read_bytes() for p in tiny_run.iterdir() if p.is_file() and p.name != "log.txt"}
+    rc, out, err = run_main(test_script, ["--checkpoint", str(best), "TEST.PRINT_PERIOD", "50",
+                                          "--visrank", "2", "--visrank-queries", "1"], capsys)
+    assert rc == 0, err
+    assert (tiny_run / "eval_results.json").exists() and (tiny_run / "eval_config.yaml").exists()
+    assert len(list((tiny_run / "visrank").glob("*.jpg"))) == 2
+    for name, data in kept.items():
+        assert (tiny_run / name).read_bytes() == data, name
+
+
 def test_test_py_help_exits_0_and_a_missing_checkpoint_is_one_line(test_script, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         test_script.main(["--help"])

@@ -289,3 +289,19 @@ def test_eval_every_changes_no_training_and_selects_among_evaluated_steps(tiny_r
     assert h[0]["seconds"]["extract"] > 0 and h[1]["seconds"]["evaluate"] > h[0]["seconds"]["evaluate"]
     log = (logs / "log.txt").read_text()
     assert "evaluation skipped (--eval-every 2)" in log and "step 0 seconds: train" in log
+
+
+def test_a_device_this_machine_lacks_is_one_clear_error():
+    import torch
+
+    from buc.extractor import resolve_device
+    from buc.utils.runfiles import BUCError
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(BUCError, match="unknown device 'gpu0'"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(BUCError, match="no CUDA device is available here"):
+            resolve_device("cuda")
+    with pytest.raises(BUCError, match="CUDA device"):
+        resolve_device(f"cuda:{torch.cuda.device_count() + 3}")
