@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PY = ROOT / ".venv" / "bin" / "python"
 READMES = ["README.md", "pul/README.md", "buc/README.md", "cdsm/README.md", "ccc/README.md",
            "auxusl/README.md", "common_eval/README.md"]
-NOT_RUN = {"", "test", "setup", "demo", "table", "report"}  # the wrapper's own commands (tests/repo/test_reproduce.py)
+# the wrapper's own commands (tests/repo/test_reproduce.py)
+NOT_RUN = {"", "test", "setup", "demo", "table", "report"}
 
 
 START = re.compile(r"(\./reproduce\.sh|python3? (examples/|-m )|torchrun )")
@@ -55,6 +56,18 @@ def commands(readme: str) -> list[str]:
 
 
 CASES = [(readme, cmd) for readme in READMES for cmd in commands(readme)]
+FAST_PER_README = 3   # ./reproduce.sh test --fast runs the first commands of each README; the rest
+# are marked slow (each starts Python with torch or TensorFlow: all ~120 take 4 minutes)
+
+
+def with_speed_marks(cases):
+    seen: dict[str, int] = {}
+    out = []
+    for readme, cmd in cases:
+        seen[readme] = seen.get(readme, 0) + 1
+        marks = () if seen[readme] <= FAST_PER_README else pytest.mark.slow
+        out.append(pytest.param(readme, cmd, id=f"{readme}: {cmd[:70]}", marks=marks))
+    return out
 
 
 def test_the_readmes_show_commands():
@@ -84,7 +97,7 @@ def resolve(readme: str, cmd: str) -> tuple[list[str], Path]:
     return [words[0], script, "--help"], cwd
 
 
-@pytest.mark.parametrize("readme, cmd", CASES, ids=[f"{r}: {c[:70]}" for r, c in CASES])
+@pytest.mark.parametrize("readme, cmd", with_speed_marks(CASES))
 def test_every_readme_command_parses(readme, cmd, tmp_path):
     words = cmd.split()
     if words[0] == "./reproduce.sh" and (len(words) == 1 or words[1] in NOT_RUN):
