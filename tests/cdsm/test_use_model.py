@@ -178,9 +178,6 @@ def test_export_onnx_equals_pytorch(export_script, tiny_run, tiny_root, tmp_path
 
 def test_visrank_writes_ranked_lists(test_script, tiny_run, tmp_path, capsys, caplog):
     caplog.set_level(logging.INFO, logger="cdsm")
-    import common_eval
-    if not hasattr(common_eval, "visualize_ranked_results"):
-        pytest.skip("common_eval.visualize_ranked_results is not there yet")
     run = tmp_path / "run"
     rc = test_script.main(["--checkpoint", str(tiny_run / "model_best.pth.tar"), "-j", "0", "--rerank",
                            "--visrank", "3", "--visrank-queries", "2", "--logs-dir", str(run)])

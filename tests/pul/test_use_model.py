@@ -83,12 +83,9 @@ def test_feature_extractor_gives_the_features_test_py_ranks(tiny_run, tmp_path):
 def test_test_py_rerank_and_visrank(tiny_run, tmp_path):
     import json
 
-    import common_eval
     test = script("test")
-    argv = [str(tiny_run["checkpoint"]), "--no-progress", "--rerank", "--json", str(tmp_path / "r.json")]
-    has_vis = hasattr(common_eval, "visualize_ranked_results")
-    if has_vis:
-        argv += ["--visrank", "3", "--visrank-queries", "2", "--logs-dir", str(tmp_path / "run")]
+    argv = [str(tiny_run["checkpoint"]), "--no-progress", "--rerank", "--json", str(tmp_path / "r.json"),
+            "--visrank", "3", "--visrank-queries", "2", "--logs-dir", str(tmp_path / "run")]
     assert test.main(argv) == 0
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["rerank"] is True and 0 < r["common"]["mAP"] <= 100
@@ -102,8 +99,6 @@ def test_test_py_rerank_and_visrank(tiny_run, tmp_path):
                                            gallery_features=fx([g[0] for g in ds.gallery]), metric="cosine")
     assert r["common"]["mAP"] == pytest.approx(
         evaluate_distances(dist, ds.query, ds.gallery).metrics(COMMON_AP)["mAP"], abs=1e-4)
-    if not has_vis:
-        pytest.skip("common_eval.visualize_ranked_results is not there yet: --visrank not exercised")
     pics = sorted((tmp_path / "run" / "visrank").glob("*.jpg"))
     assert (tmp_path / "run" / "visrank" / "grid.jpg") in pics and len(pics) == 3
 
