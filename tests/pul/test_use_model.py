@@ -83,6 +83,9 @@ def test_feature_extractor_gives_the_features_test_py_ranks(tiny_run, tmp_path):
 def test_test_py_rerank_and_visrank(tiny_run, tmp_path):
     import json
 
+    import common_eval
+
+
     test = script("test")
     argv = [str(tiny_run["checkpoint"]), "--no-progress", "--rerank", "--json", str(tmp_path / "r.json"),
             "--visrank", "3", "--visrank-queries", "2", "--logs-dir", str(tmp_path / "run")]
