@@ -14,6 +14,11 @@
 #                                         features of a folder of images (tracklets) with a trained model
 #   ./reproduce.sh export METHOD --checkpoint CKPT --out model.onnx
 #                                         the trained model for deployment (PUL: a TF SavedModel folder)
+#   ./reproduce.sh rehearse METHOD DATASET (pul: SOURCE TARGET) [--full-model] [--amp MODE]
+#                                         the paper preset on synthetic data of the real dataset's size,
+#                                         small backbone, one short epoch: seconds per phase, peak memory
+#   ./reproduce.sh gpu-check              every method's paper preset for a few iterations on one CUDA
+#                                         GPU (fp32 and AMP, DDP at --nproc 1); says so without a GPU
 #
 # Options: --smoke (CPU preset on the synthetic benchmark), --data-root DIR (default $REID_DATA,
 # else ./data), --logs-dir DIR (default $REID_LOGS, else ./logs), --resume (continue the run in
@@ -29,6 +34,15 @@ METHODS=(pul buc cdsm ccc auxusl)
 SYNTHETIC="${REID_SYNTHETIC:-$ROOT/data/synthetic}"   # the synthetic benchmark (demo, --smoke)
 LOGS="${REID_LOGS:-$ROOT/logs}"
 
+# dataset short name -> common_eval.synthetic layout (rehearsal data)
+declare -A LAYOUT=(
+  [market]=market1501 [duke]=dukemtmcreid [msmt17]=msmt17 [cuhk03]=cuhk03 [veri]=veri776 [mars]=mars
+  [dukevideo]=dukevideo
+)
+# clustering steps of a full paper run (the rehearsal's projection): PUL 25 iterations, BUC
+# 1/merge_percent - 2 = 18 merges, CDSM 50 epochs, 3C 60 epochs, AuxUSL 40 epochs
+declare -A CLUSTERINGS=([pul]=25 [buc]=18 [cdsm]=50 [ccc]=60 [auxusl]=40)
+REHEARSAL="${REID_REHEARSAL:-$ROOT/data/rehearsal}"   # synthetic datasets with the real counts
 # dataset short name -> folder under the data root
 declare -A FOLDER=(
   [market]=Market-1501-v15.09.15 [duke]=DukeMTMC-reID [msmt17]=MSMT17_V1 [cuhk03]=CUHK03
@@ -239,6 +253,87 @@ run_method() {
   "$ROOT/$method/reproduce.sh" "$target" "${args[@]}" "${opts[@]}" -- "${pass[@]}"
 }
 
+# -------------------------------------------------------------------------------- rehearsal
+ensure_real_size() {  # ensure_real_size SHORTNAME: the synthetic dataset with the real counts
+  "$PY" -m common_eval.synthetic --layout "${LAYOUT[$1]}" --root "$REHEARSAL" --counts real --reuse \
+    --overwrite >&2 || die "could not generate the rehearsal dataset '$1' in $REHEARSAL"
+}
+
+rehearse() {  # rehearse METHOD DATASET|SOURCE TARGET [--full-model] [--amp M] [--nproc N] [--torchrun]
+  local method="${1:-}"
+  [[ -n "$method" && " ${METHODS[*]} " == *" $method "* ]] \
+    || die "usage: ./reproduce.sh rehearse METHOD DATASET [--full-model] [--amp off|bf16|fp16] (METHOD: ${METHODS[*]})"
+  shift
+  local names=() opts=() n nsets=1 print_config=0
+  [[ $method == pul ]] && nsets=2
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --full-model|--torchrun) opts+=("$1"); shift ;;
+      --print-config) print_config=1; shift ;;
+      --amp|--nproc) [[ $# -ge 2 ]] || die "$1 needs a value"; opts+=("$1" "$2"); shift 2 ;;
+      --) shift; opts+=(-- "$@"); break ;;
+      -*) die "rehearse: unknown option '$1' (valid: --full-model --amp MODE --nproc N --torchrun --print-config -- FLAGS)" ;;
+      *) names+=("$1"); shift ;;
+    esac
+  done
+  [[ ${#names[@]} == "$nsets" ]] || die "usage: ./reproduce.sh rehearse $method $([[ $method == pul ]] && echo 'SOURCE TARGET' || echo DATASET) (datasets: ${DATASETS[$method]})"
+  for n in "${names[@]}"; do
+    [[ " ${DATASETS[$method]} " == *" $n "* ]] || die "$method does not support dataset '$n' (valid: ${DATASETS[$method]})"
+  done
+  [[ $method == pul && "${names[0]}" == "${names[1]}" ]] && die "pul needs two different datasets: SOURCE TARGET"
+  setup
+  local target="${names[-1]}" task="${names[*]}"
+  local logs; logs="$LOGS/rehearsal/$method-${task// /-}-$(date +%Y%m%d-%H%M%S)"
+  local args=(--data-root "$REHEARSAL" --logs-dir "$logs" --rehearse)
+  [[ $method == pul ]] && args+=(--source "${names[0]}" --source-root "$REHEARSAL")
+  if [[ $print_config == 1 ]]; then   # the rehearsal's resolved configuration; no data, no logs
+    local pass=() before=() seen=0 o
+    for o in "${opts[@]}"; do
+      if [[ $seen == 1 ]]; then pass+=("$o"); elif [[ "$o" == "--" ]]; then seen=1; else before+=("$o"); fi
+    done
+    "$ROOT/$method/reproduce.sh" "$target" "${args[@]}" "${before[@]}" --print-config -- "${pass[@]}"
+    return
+  fi
+  for n in "${names[@]}"; do ensure_real_size "$n"; done
+  echo "==> rehearsal: $method on ${names[*]} (paper preset, real-size synthetic data in $REHEARSAL)"
+  "$PY" -m common_eval.rehearse --logs "$logs" --label "$method ${names[*]}" \
+    --clusterings "${CLUSTERINGS[$method]}" -- "$ROOT/$method/reproduce.sh" "$target" "${args[@]}" "${opts[@]}"
+}
+
+gpu_check() {
+  setup
+  if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+    echo "gpu-check: no CUDA GPU is visible to PyTorch here (torch.cuda.is_available() is False): nothing was checked"
+    return 0
+  fi
+  "$PY" -c 'import torch; print("gpu-check on", torch.cuda.get_device_name(0), "| torch", torch.__version__, "| CUDA", torch.version.cuda)'
+  local failed=() m amp t0
+  t0=$(date +%s)
+  # paper backbone and input, random initialisation, one epoch of at most 20 iterations, under
+  # torchrun with one process (DDP with NCCL), fp32 then fp16 autocast
+  for m in buc cdsm ccc auxusl; do
+    local ds=market; [[ $m == auxusl ]] && ds=dukevideo
+    for amp in off fp16; do
+      echo "==> gpu-check: $m $ds amp=$amp"
+      rehearse "$m" "$ds" --full-model --nproc 1 --torchrun --amp "$amp" || failed+=("$m/$amp")
+    done
+  done
+  echo "==> gpu-check: pul duke market (TensorFlow)"
+  if "$PY" -c 'import sys, tensorflow as tf; sys.exit(0 if tf.config.list_physical_devices("GPU") else 1)' 2>/dev/null; then
+    # one k-means initialisation: PUL's k-means runs on the CPU, which this check is not about
+    rehearse pul duke market --full-model -- --kmeans-n-init 1 || failed+=("pul")
+  else
+    echo "gpu-check: TensorFlow sees no GPU (tf.config.list_physical_devices('GPU') is empty)"
+    failed+=("pul (no TensorFlow GPU)")
+  fi
+  echo "gpu-check: $(( $(date +%s) - t0 )) s"
+  if [[ ${#failed[@]} -gt 0 ]]; then
+    echo "gpu-check FAILED: ${failed[*]}" >&2
+    return 1
+  fi
+  echo "gpu-check: every run finished with finite losses"
+}
+
 demo() {
   setup
   ensure_synthetic
@@ -286,11 +381,13 @@ case "$cmd" in
     setup
     # run from the caller's folder, so that relative paths mean what the user typed
     "$PY" "$ROOT/$m/examples/$cmd.py" "$@" ;;
+  rehearse) rehearse "$@" ;;
+  gpu-check) [[ $# == 0 ]] || die "gpu-check takes no argument"; gpu_check ;;
   -h|--help|help) usage ;;
   *)
     if [[ " ${METHODS[*]} " == *" $cmd "* ]]; then
       run_method "$cmd" "$@"
     else
-      die "unknown command or method '$cmd' (valid: demo setup test table report extract export ${METHODS[*]})"
+      die "unknown command or method '$cmd' (valid: demo setup test table report extract export rehearse gpu-check ${METHODS[*]})"
     fi ;;
 esac

@@ -2,7 +2,8 @@
 # AuxUSL's adapter, called by ../reproduce.sh (see ../CONTRIBUTING.md):
 #
 #   auxusl/reproduce.sh mars|dukevideo --data-root DIR --logs-dir DIR [--smoke] [--aux on|off|both]
-#                       [--nproc N] [-- KEY VALUE ...]
+#                       [--nproc N] [--torchrun] [--amp off|bf16|fp16]
+#                       [--rehearse [--full-model]] [-- KEY VALUE ...]
 #
 # TARGET -> configs/USL_MTCluster.yml (mars) or configs/USL_MTCluster_Duke.yml (dukevideo), the
 # original configs; --smoke -> configs/smoke_<target>.yml (their CPU preset, _BASE_ = the original).
@@ -12,7 +13,11 @@
 # folder (<logs-dir>-noaux / <logs-dir>-aux for dukevideo) and results.json (variant ours- / ours).
 # With aux on, the auxiliary information is regenerated from the frame names first
 # (python -m auxusl.tools.make_aux, into <log folder>/aux) unless it is already there.
-# --nproc N > 1 starts N training processes (one per GPU) with torchrun (README "Multi-GPU").
+# --nproc N > 1 starts N training processes (one per GPU) with torchrun (README "Multi-GPU");
+# --torchrun uses torchrun at --nproc 1 too (DDP over one process). --amp sets MODEL.AMP.
+# --rehearse: the paper config with the REHEARSE overrides below (one epoch of at most 20
+# iterations, random init; ResNet-18 at 64x32 unless --full-model); sizes, k1/k2, eps, batches and
+# the whole evaluation stay those of the paper (README "Rehearsal").
 # Runs examples/train.py inside auxusl/; KEY VALUE pairs after -- come last and override all.
 set -euo pipefail
 
@@ -30,6 +35,7 @@ case "$target" in
 esac
 
 data_root="" logs="" smoke=0 aux="" nproc=1 pass=() resume=0 print_config=0 seed=() eval_ckpt=""
+rehearse=0 full_model=0 torchrun=0 amp=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --data-root) [[ $# -ge 2 ]] || die "--data-root needs a folder"; data_root="$2"; shift 2 ;;
@@ -46,7 +52,11 @@ while [[ $# -gt 0 ]]; do
     --) shift; pass=("$@"); break ;;
     --nproc) [[ $# -ge 2 ]] || die "--nproc needs a number of processes"; nproc="$2"; shift 2 ;;
     --nproc=*) nproc="${1#*=}"; shift ;;
-    *) die "unknown option '$1' (auxusl options: --smoke, --aux on|off|both, --nproc N, --resume, --seed N, --print-config, --eval CHECKPOINT; put KEY VALUE pairs after --)" ;;
+    --torchrun) torchrun=1; shift ;;
+    --amp) [[ $# -ge 2 ]] || die "--amp needs off, bf16 or fp16"; amp=(MODEL.AMP "$2"); shift 2 ;;
+    --rehearse) rehearse=1; shift ;;
+    --full-model) full_model=1; shift ;;
+    *) die "unknown option '$1' (auxusl options: --smoke, --aux on|off|both, --nproc N, --torchrun, --amp off|bf16|fp16, --rehearse, --full-model, --resume, --seed N, --print-config, --eval CHECKPOINT; put KEY VALUE pairs after --)" ;;
   esac
 done
 
@@ -59,13 +69,25 @@ case "$aux" in
 esac
 [[ $target == mars && $aux != off ]] && die "MARS has no time stamps: auxiliary information (--aux on) exists for dukevideo only"
 [[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive number of processes (GPUs), not '$nproc'"
+[[ ${#amp[@]} == 0 || ${amp[1]} =~ ^(off|bf16|fp16)$ ]] || die "--amp must be off, bf16 or fp16, not '${amp[1]}'"
+[[ $full_model == 1 && $rehearse == 0 ]] && die "--full-model goes with --rehearse"
+[[ $rehearse == 1 && $smoke == 1 ]] && die "--rehearse runs the paper config: drop --smoke"
+[[ $rehearse == 1 && -n "$eval_ckpt" ]] && die "--rehearse trains: it does not go with --eval"
 [[ -x "$PY" ]] || die "no Python at $PY; run ./reproduce.sh setup first (or set AUXUSL_PYTHON)"
 launch=("$PY")
-(( nproc > 1 && print_config == 0 )) && launch=("$PY" -m torch.distributed.run --standalone --nproc_per_node="$nproc")
+(( (nproc > 1 || torchrun == 1) && print_config == 0 )) &&
+  launch=("$PY" -m torch.distributed.run --standalone --nproc_per_node="$nproc")
 [[ $smoke == 1 ]] && config="configs/smoke_${target}.yml"
 [[ -n "$data_root" ]] || data_root="$HERE/datasets"
 data_root="$(realpath -m "$data_root")"
-suffix=""; [[ $smoke == 1 ]] && suffix=-smoke
+suffix=""; [[ $smoke == 1 ]] && suffix=-smoke; [[ $rehearse == 1 ]] && suffix=-rehearse
+
+# the rehearsal: the paper run's cost at one epoch (random init: nothing is downloaded)
+REHEARSE=()
+if [[ $rehearse == 1 ]]; then
+  REHEARSE=(MODEL.BACKBONE.PRETRAIN False OPTIM.EPOCHS 1 DATALOADER.MAX_ITERS 20 SCALE rehearsal)
+  [[ $full_model == 1 ]] || REHEARSE+=(MODEL.ARCH resnet18bnn INPUT.SIZE_TRAIN "[64, 32]" INPUT.SIZE_TEST "[64, 32]")
+fi
 [[ -n "$logs" ]] || logs="$HERE/log/$target$suffix"
 logs="$(realpath -m "$logs")"
 
@@ -106,7 +128,7 @@ run_one() {  # run_one on|off LOGDIR
     echo "==> auxusl $target ($([[ $mode == on ]] && echo 'Ours, with' || echo 'Ours-, without') auxiliary information) -> $dir"
   fi
   "${launch[@]}" examples/train.py --config-file "$config" "${flags[@]}" DATASETS.DIR "$data_root" OUTPUT_DIR "$dir" \
-    "${extra[@]}" "${seed[@]}" "${pass[@]}"
+    "${extra[@]}" "${seed[@]}" "${REHEARSE[@]}" "${amp[@]}" "${pass[@]}"
 }
 
 if [[ $target == mars ]]; then

@@ -73,6 +73,8 @@ RESUME_MAY_CHANGE = {
     "TEST.PRINT_PERIOD",
     "TEST.EVAL_ONLY",
 }
+# keys added after checkpoints were written, with the value that runs as those checkpoints did
+ADDED_KEYS = {"DATALOADER.MAX_ITERS": 0}
 NATIVE_NOTE = (
     "AuxUSL computes step-wise AP (open-reid evaluator with sklearn average_precision_score), the "
     "common flavour: native = common"
@@ -131,8 +133,8 @@ def check_cfg(cfg) -> None:
         raise ConfigError(
             f"DATASETS.MARS_GALLERY must be torchreid or official, got {cfg.DATASETS.MARS_GALLERY!r}"
         )
-    if cfg.SCALE not in ("paper", "smoke"):
-        raise ConfigError(f"SCALE must be paper or smoke, got {cfg.SCALE!r}")
+    if cfg.SCALE not in ("paper", "smoke", "rehearsal"):
+        raise ConfigError(f"SCALE must be paper, smoke or rehearsal, got {cfg.SCALE!r}")
     if str(cfg.MODEL.AMP).lower() not in ("off", "bf16", "fp16"):
         raise ConfigError(f"MODEL.AMP must be off, bf16 or fp16, got {cfg.MODEL.AMP!r}")
     if cfg.MODEL.BN_SLICES < 1:
@@ -161,7 +163,7 @@ def check_resume_config(cfg, ckpt: dict) -> None:
     is stored from its next save on."""
     saved = stored_config(ckpt)
     if saved is not None:
-        check_resume(flat_config(saved), flat_config(config_dict(cfg)), RESUME_MAY_CHANGE)
+        check_resume({**ADDED_KEYS, **flat_config(saved)}, flat_config(config_dict(cfg)), RESUME_MAY_CHANGE)
 
 
 def stored_config(ckpt: dict) -> dict | None:
@@ -316,10 +318,9 @@ def set_up(cfg, argv):
     device = pick_device(cfg)
     rank, world = du.init_from_env(device.type)
     main_rank = rank == 0
-    if world > 1:
-        check_world(cfg, world)
-        if device.type == "cuda":
-            device = torch.device("cuda", torch.cuda.current_device())
+    check_world(cfg, world)
+    if du.is_dist() and device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())
     progress = None if cfg.PROGRESS and main_rank else False
     log.info(f"Command line arguments: {' '.join(argv)}")
     log.info(f"Running with full config:\n{cfg.dump()}")
@@ -339,6 +340,7 @@ def set_up(cfg, argv):
         f"{'with' if variant == 'ours' else 'without'} auxiliary information) on {cfg.DATASETS.TARGET}; "
         f"device "
         f"{device}, {torch.get_num_threads()} threads"
+        + (f"; torchrun process group ({du.backend()}), rank {rank} of {world}" if du.is_dist() else "")
     )
     return device, rank, world, progress
 
@@ -485,18 +487,18 @@ def evaluate_initial(state: RunState, evaluator, teacher, writer) -> None:
 
 def wrap_distributed(cfg, student, teacher, device, world: int):
     """DataParallel over GPU_Device (the original's multi-GPU path), ghost BN where one device
-    emulates the replicas' BN statistics, DistributedDataParallel under torchrun (whole-batch
-    losses on every rank through ``gather``; the teacher is not wrapped, EMA only):
-    (student_fwd, teacher_fwd, multi_gpu, gather)."""
+    emulates the replicas' BN statistics, DistributedDataParallel under torchrun, one process
+    included (whole-batch losses on every rank through ``gather``; the teacher is not wrapped,
+    EMA only): (student_fwd, teacher_fwd, multi_gpu, gather)."""
     student_fwd, teacher_fwd = student, teacher
     if device.type == "cuda" and len(cfg.GPU_Device) > 1 and torch.cuda.device_count() > 1:
         student_fwd, teacher_fwd = nn.DataParallel(student), nn.DataParallel(teacher)
-    multi_gpu = len(cfg.GPU_Device) > 1 or world > 1
+    multi_gpu = len(cfg.GPU_Device) > 1 or du.is_dist()  # DDP: one forward per step
     if multi_gpu and student_fwd is student:
         set_ghost_bn(student, cfg.MODEL.BN_SLICES // world)
         set_ghost_bn(teacher, cfg.MODEL.BN_SLICES // world)
     gather = None
-    if world > 1:
+    if du.is_dist():
         ids = [device.index] if device.type == "cuda" else None
         student_fwd = nn.parallel.DistributedDataParallel(student, device_ids=ids)
         gather = du.gather_with_grad
@@ -527,6 +529,13 @@ def sync_bn_buffers(student, teacher, world: int) -> None:
 
 
 # ----------------------------------------------------------------------- epoch bookkeeping
+def gpu_peak_mb(device) -> float | None:
+    """The largest GPU memory this process allocated since it started (MiB); None on the CPU."""
+    if device.type != "cuda":
+        return None
+    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+
+
 def log_evaluation(epoch: int, out: dict, state: RunState, is_best: bool, is_best_top1: bool, writer) -> None:
     metrics = state.last
     writer.add_scalar("eval/mAP", metrics["mAP"], epoch + 1)
@@ -549,8 +558,8 @@ def log_epoch(writer, record: dict, lr: float, seconds: float) -> None:
     for key in ("clusters", "outliers", "iters", "eps"):
         writer.add_scalar(f"cluster/{key}", record[key], epoch)
     writer.add_scalar("train/lr", lr, epoch)
-    for key in ("extract_s", "cluster_s", "train_s"):
-        writer.add_scalar(f"time/{key[:-2]}", record[key], epoch)
+    for phase, value in record["seconds"].items():  # extract, cluster, train, evaluate
+        writer.add_scalar(f"time/{phase}", value, epoch)
     writer.flush()
 
 

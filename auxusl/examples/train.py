@@ -15,9 +15,12 @@ Each epoch:
   4. DBSCAN, or ICDBSCAN with the time-overlap cannot-links (TOC)
   5. pseudo-labelled tracklets (noise dropped), cluster centroids
   6. RLSCE neighbour map; classifier rows of student and teacher <- normalised centroids
-  7. DTI: round(ITERS_CLUSTER_MULTIPLIER * #clusters) iterations; a new optimizer
+  7. DTI: round(ITERS_CLUSTER_MULTIPLIER * #clusters) iterations (at most MAX_ITERS); a new optimizer
   8. train (hard ID + triplet/WATL, soft CE + soft triplet; EMA teacher)
   9. every |SAVE_STEP| epochs and at the end: evaluate the teacher (test-time TOC, SCP, STS)
+
+Each epoch's history entry (results.json) has the phase seconds (extract, cluster, train,
+evaluate), the frames the network saw (training clips, clustering clips) and the peak GPU memory.
 
 The command line is in ``options.py``; the run plumbing (set-up, resume-or-load, eval-only, the
 torchrun wrappers, best/last, checkpoints, results.json, errors) in ``auxusl/engine.py``; the
@@ -168,6 +171,8 @@ def run(cfg, argv, resumed=None) -> int:
         # 7. DTI, loader, optimizer
         dti = dl.ITERS_CLUSTER_MULTIPLIER
         num_iters = max(1, int(round(dti * num_clusters) if dti > 0 else dl.ITERS))
+        capped = 0 < dl.MAX_ITERS < num_iters  # the rehearsal's cap
+        num_iters = dl.MAX_ITERS if capped else num_iters
         loader = build_train_loader(pseudo, dl.TRAIN_SEQ_LEN, train_tf, dl.TRAIN_BATCH_SIZE, dl.NUM_INSTANCE,
                                     num_iters, dl.NUM_WORKERS, reader, pin_memory=device.type == "cuda",
                                     rank=rank, world=world,
@@ -181,7 +186,8 @@ def run(cfg, argv, resumed=None) -> int:
         t_cluster = time.perf_counter() - t0
         log.info(
             f"==> epoch {epoch + 1}: {num_clusters} clusters, {num_outliers}/{len(labels)} outliers, "
-            f"{num_iters} iterations (DTI); lr {cfg.OPTIM.LR:g} (single_step computes {lr:g}, not applied); "
+            f"{num_iters} iterations ({'MAX_ITERS' if capped else 'DTI'}); lr {cfg.OPTIM.LR:g} "
+            f"(single_step computes {lr:g}, not applied); "
             f"extract {t_extract:.1f} s, cluster {t_cluster:.1f} s"
         )
 
@@ -203,7 +209,12 @@ def run(cfg, argv, resumed=None) -> int:
         record = {"epoch": epoch + 1, "eps": state.cluster_state.eps, "clusters": num_clusters,
                   "outliers": num_outliers, "iters": num_iters, "loss": stats["loss"], "prec": stats["prec"],
                   "extract_s": round(t_extract, 2), "cluster_s": round(t_cluster, 2),
-                  "train_s": round(stats["seconds"], 2)}
+                  "train_s": round(stats["seconds"], 2),
+                  "seconds": {"extract": round(t_extract, 3), "cluster": round(t_cluster, 3),
+                              "train": round(stats["seconds"], 3), "evaluate": 0.0},
+                  # frames: training clips (the global batch), distinct frames of the clustering clips
+                  "images": {"train": num_iters * dl.TRAIN_BATCH_SIZE * dl.TRAIN_SEQ_LEN,
+                             "extract": sum(map(len, sampled))}}
         is_best = is_best_top1 = False
         if not main_rank:  # rank 0 evaluates, logs and writes
             continue
@@ -211,17 +222,23 @@ def run(cfg, argv, resumed=None) -> int:
             t0 = time.perf_counter()
             out = evaluator(teacher)
             metrics, is_best, is_best_top1 = state.evaluated(out, epoch)
-            record.update(mAP=metrics["mAP"], rank1=metrics["rank1"],
-                          eval_s=round(time.perf_counter() - t0, 2))
+            t_eval = time.perf_counter() - t0
+            record.update(mAP=metrics["mAP"], rank1=metrics["rank1"], eval_s=round(t_eval, 2))
+            record["seconds"]["evaluate"] = round(t_eval, 3)
             if out["ablation"]:
                 record["ablation"] = out["ablation"]
             engine.log_evaluation(epoch, out, state, is_best, is_best_top1, writer)
+        record["gpu_peak_mb"] = engine.gpu_peak_mb(device)
         state.history.append(record)
         engine.log_epoch(writer, record, cfg.OPTIM.LR, time.perf_counter() - epoch_start)
         engine.save_epoch(cfg, out_dir, epoch, state, student, teacher, optimizer, labels, is_best,
                           is_best_top1)
+        phases = ", ".join(f"{k} {v:.1f}" for k, v in record["seconds"].items())
+        peak = record["gpu_peak_mb"]
         log.info(
-            f"epoch {epoch + 1} took {time.perf_counter() - epoch_start:.1f} s; eta "
+            f"epoch {epoch + 1} took {time.perf_counter() - epoch_start:.1f} s ({phases} s; frames: "
+            f"train {record['images']['train']}, extract {record['images']['extract']}"
+            f"{'' if peak is None else f'; GPU peak {peak:.0f} MB'}); eta "
             f"{(time.perf_counter() - epoch_start) * (cfg.OPTIM.EPOCHS - epoch - 1):.0f} s"
         )
     writer.close()

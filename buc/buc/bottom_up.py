@@ -5,6 +5,7 @@ epoch ``lr_step_size`` (16) on; later steps train ``later_epochs`` epochs (2 for
 video) at a constant 0.01. The backbone learns at 0.1 x the rate of the new layers; SGD with
 Nesterov momentum 0.9 and weight decay 5e-4 on every parameter; a fresh optimiser each step,
 while the weights carry over. Video: 16 frames drawn per tracklet, conv1-layer2 frozen.
+``max_iters`` (``--max_iters``; a rehearsal's 20) caps the batches of each epoch.
 
 Only the training frames and the pseudo-labels enter this class; the true identities of the
 training set never do (they stay in the dataset records, for diagnostics outside).
@@ -13,11 +14,12 @@ BatchNorm statistics: ``bn_slices`` K > 1 converts the BatchNorms to ghost Batch
 the batch, as the original's DataParallel on K GPUs; models/ghost_bn.py), unless the model runs
 in a real nn.DataParallel (several visible GPUs, one process), whose replicas do it themselves.
 
-Distributed (torchrun, ``utils/distributed.py``): the model is wrapped in DistributedDataParallel
-and each rank uses K / world ghost slices of its part of the batch; the training batches come
-from ``DistributedBatchSampler`` (each rank its contiguous slice of the single-process batch);
-the training features for the merge are extracted in shards, gathered in dataset order, merged
-on rank 0 and the new labels broadcast; BN buffers are broadcast from rank 0 after each epoch.
+Distributed (torchrun, one process included; ``utils/distributed.py``): the model is wrapped in
+DistributedDataParallel and each rank uses K / world ghost slices of its part of the batch; the
+training batches come from ``DistributedBatchSampler`` (each rank its contiguous slice of the
+single-process batch); the training features for the merge are extracted in shards, gathered
+in dataset order, merged on rank 0 and the new labels broadcast; BN buffers are broadcast from
+rank 0 after each epoch.
 Evaluation (``evaluate``) is meant for rank 0 alone and uses the unwrapped model.
 """
 from __future__ import annotations
@@ -49,14 +51,15 @@ class BottomUp:
                  lr_step_size: int = 16, momentum: float = 0.9, weight_decay: float = 5e-4,
                  t: float = 10.0, device="cpu", origin_of=None, progress: bool = True,
                  print_freq: int | None = None, merge_block_rows: int = 4096, bn_slices: int = 1,
-                 amp: str = "off", channels_last: bool = False, cache_images: bool = False):
+                 amp: str = "off", channels_last: bool = False, cache_images: bool = False,
+                 max_iters: int | None = None):
         self.device = torch.device(device)
         self.module = model.to(self.device)
         if channels_last:
             self.module.to(memory_format=torch.channels_last)
         self.rank, self.world = du.rank(), du.world_size()
         self.amp = amp
-        if self.world > 1:
+        if du.is_dist():   # torchrun, one process included
             if bn_slices % self.world:
                 raise ValueError(f"--bn-slices {bn_slices} is not a multiple of the {self.world} processes "
                                  f"(each normalises bn_slices / world slices of its part); pass "
@@ -83,6 +86,7 @@ class BottomUp:
         self.frames_per_video = frames_per_video or (16 if is_video else 1)
         self.max_frames = max_frames
         self.eval_batch_size = eval_batch_size or (1 if is_video else 64)
+        self.max_iters = max_iters   # training batches per epoch, at most (None: all)
         self.initial_epochs = initial_epochs
         self.later_epochs = later_epochs if later_epochs is not None else (5 if is_video else 2)
         self.lr, self.later_lr, self.lr_step_size = lr, later_lr, lr_step_size
@@ -158,7 +162,8 @@ class BottomUp:
         if optimizer_state is not None:
             optimizer.load_state_dict(optimizer_state)
         trainer = Trainer(self.model, self.criterion, self.device, amp=self.amp)
-        print_freq = self.print_freq or max(5, len(loader) // 30 * 10)
+        per_epoch = len(loader) if self.max_iters is None else min(len(loader), self.max_iters)
+        print_freq = self.print_freq or max(5, per_epoch // 30 * 10)
         ran = 0
         for epoch in range(start_epoch, self.epochs_for(step)):
             if stop_after_epochs is not None and ran >= stop_after_epochs:
@@ -166,8 +171,8 @@ class BottomUp:
             lr = self.adjust_lr(optimizer, step, epoch)
             t0 = time.time()
             stats = trainer.train(epoch, loader, optimizer, step=step, print_freq=print_freq,
-                                  writer=writer, global_step=self._global_iter(step, epoch, len(loader)),
-                                  progress=self.progress)
+                                  writer=writer, global_step=self._global_iter(step, epoch, per_epoch),
+                                  progress=self.progress, max_iters=self.max_iters)
             stats["lr"], stats["seconds"] = lr, time.time() - t0
             du.broadcast_buffers(self.module)   # rank 0's BN running statistics on every rank
             ran += 1
@@ -180,6 +185,11 @@ class BottomUp:
         return done * per_epoch
 
     # ------------------------------------------------------------------------ features
+    def frames(self, samples) -> int:
+        """Images (video: frames, at most ``max_frames`` per tracklet) that ``extract`` runs
+        through the network for these samples."""
+        return sum(min(len(s), self.max_frames) for s in samples)
+
     def extract(self, samples, desc: str = "extract", sharded: bool = False) -> np.ndarray:
         """Features of samples, in order. sharded (every rank calls it): each rank extracts its
         contiguous block, the blocks are gathered in order."""

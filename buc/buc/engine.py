@@ -125,11 +125,18 @@ def set_up(config: dict, logs_dir: Path, *, seed: int, threads, device: str) -> 
         torch.set_num_threads(threads)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     rank, world = du.init_from_env(torch.device(device).type)
-    if world > 1 and torch.device(device).type == "cuda":
+    if du.is_dist() and torch.device(device).type == "cuda":
         device = f"cuda:{torch.cuda.current_device()}"   # LOCAL_RANK
     torch.backends.cudnn.benchmark = True
     set_seed(seed)
     return device, rank, world
+
+
+def gpu_peak_mb(device) -> float | None:
+    """The most GPU memory this process has allocated since it started, in MiB (None on a CPU)."""
+    if torch.device(device).type != "cuda":
+        return None
+    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
 
 
 def load_dataset(name: str, data_dir: str, *, converted_dir, link: str, reconvert: bool, progress: bool,
@@ -270,7 +277,7 @@ def record_step(state: dict, entry: dict, model, config: dict, best_path: Path, 
                         best_path)
 
 
-def write_run_results(logs_dir: Path, state: dict, dataset, bu, *, dataset_name: str, smoke: bool,
+def write_run_results(logs_dir: Path, state: dict, dataset, bu, *, dataset_name: str, scale: str,
                       num_steps: int, t_start: float, command: str, config: dict) -> None:
     """results.json: the best step (best-on-test, by native mAP), the last, the initial model."""
     from common_eval.results import write_results
@@ -281,7 +288,7 @@ def write_run_results(logs_dir: Path, state: dict, dataset, bu, *, dataset_name:
     wall = state["wall_seconds"] + time.time() - t_start
     path = write_results(
         logs_dir, method="buc", target=SHORT[datasets.get_class(dataset_name).name],
-        scale="smoke" if smoke else "paper",
+        scale=scale,
         common=best["common"], native=best["native"], initial=state["initial"]["common"],
         selection="best-on-test", last=last["common"], epochs=epochs, wall_seconds=wall,
         command=command, config=config,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from itertools import islice
 
 import torch
 from tqdm import tqdm
@@ -49,13 +50,15 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if cuda_fp16 else None
 
     def train(self, epoch: int, data_loader, optimizer, step: int | None = None, print_freq: int = 1,
-              writer=None, global_step: int = 0, progress: bool = True) -> dict:
+              writer=None, global_step: int = 0, progress: bool = True, max_iters: int | None = None) -> dict:
+        """One epoch: every batch of ``data_loader``, or its first ``max_iters`` (``--max_iters``)."""
         self.model.train()  # End2End_AvgPooling.train keeps the fixed BNs in eval mode
         batch_time, data_time = AverageMeter(), AverageMeter()
         losses, precisions = AverageMeter(), AverageMeter()
         end = time.time()
-        bar = tqdm(data_loader, desc=f"step {step} epoch {epoch}", leave=False, disable=not progress,
-                   mininterval=1.0)
+        total = len(data_loader) if max_iters is None else min(len(data_loader), max_iters)
+        bar = tqdm(islice(data_loader, total), total=total, desc=f"step {step} epoch {epoch}", leave=False,
+                   disable=not progress, mininterval=1.0)
         for i, (imgs, _, targets) in enumerate(bar):
             data_time.update(time.time() - end)
             imgs = imgs.to(self.device, non_blocking=True)
@@ -70,7 +73,7 @@ class Trainer:
             if not math.isfinite(loss_value):   # the same on every rank: all stop together
                 raise NaNLossError(
                     f"the loss is {loss_value} at step {step}, epoch {epoch}, iteration {i + 1}/"
-                    f"{len(data_loader)}; stopping (lower the learning rate or check the inputs). "
+                    f"{total}; stopping (lower the learning rate or check the inputs). "
                     "The last checkpoint holds the state before this epoch."
                     + (BF16_CPU_HINT if self.amp_dtype is torch.bfloat16 and self.device.type == "cpu"
                        else ""))
@@ -93,9 +96,9 @@ class Trainer:
                 writer.add_scalar("buc/prec", prec, global_step + i)   # BUC's own: memory accuracy
             bar.set_postfix(loss=f"{losses.avg:.3f}", prec=f"{precisions.avg:.2%}")
             if (i + 1) % print_freq == 0:
-                print(f"Epoch: [{epoch}][{i + 1}/{len(data_loader)}]\t"
+                print(f"Epoch: [{epoch}][{i + 1}/{total}]\t"
                       f"Time {batch_time.val:.3f} ({batch_time.avg:.3f})\t"
                       f"Data {data_time.val:.3f} ({data_time.avg:.3f})\t"
                       f"Loss {losses.val:.3f} ({losses.avg:.3f})\t"
                       f"Prec {precisions.val:.2%} ({precisions.avg:.2%})\t")
-        return {"loss": losses.avg, "prec": precisions.avg, "iterations": len(data_loader)}
+        return {"loss": losses.avg, "prec": precisions.avg, "iterations": total}

@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = p.add_argument_group("run")
     r.add_argument("--config", type=str, default=None, help="YAML file of flag defaults")
     r.add_argument("--smoke", action="store_true", help="CPU preset on the synthetic benchmark")
+    r.add_argument("--scale", choices=("paper", "smoke", "rehearsal"), default=None,
+                   help="recorded in results.json (default: smoke with --smoke, else paper; the adapter's "
+                        "--rehearse sets rehearsal)")
     r.add_argument("--seed", type=int, default=0, help="seeds python/numpy/torch (the original set none)")
     r.add_argument("--pretrained", type=str, default="imagenet",
                    help="imagenet (torchvision IMAGENET1K_V1 via the torch cache), none, or a "
@@ -109,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate on query/gallery after every N-th step and always after the last "
                         "(1 = the original: every step); the best model is chosen among the evaluated "
                         "steps; training is unchanged")
+    r.add_argument("--max-iters", "--max_iters", dest="max_iters", type=int, default=None,
+                   help="at most this many training iterations (batches) per epoch (default: all; "
+                        "the adapter's --rehearse: 20)")
+    r.add_argument("--run-steps", "--run_steps", dest="run_steps", type=int, default=None,
+                   help="run only the first N steps of the schedule, each with its merge, then write "
+                        "results.json (default: all; the adapter's --rehearse: 1)")
     r.add_argument("--stop_after_epochs", type=int, default=None,
                    help="stop (as if interrupted) after this many epochs in this process; for resume tests")
     r.add_argument("--stop_after_steps", type=int, default=None,
@@ -140,8 +149,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(str(exc.args[0]))
     if args.eval_every < 1:
         p.error(f"--eval-every must be at least 1, got {args.eval_every}")
-    if args.bn_slices is not None and args.bn_slices < 1:
-        p.error(f"--bn-slices must be at least 1, got {args.bn_slices}")
+    for flag, value in (("--bn-slices", args.bn_slices), ("--max-iters", args.max_iters),
+                        ("--run-steps", args.run_steps)):
+        if value is not None and value < 1:
+            p.error(f"{flag} must be at least 1, got {value}")
     if args.data_dir is None:
         args.data_dir = str(REPO / "data" / "synthetic" / "a") if args.smoke \
             else os.environ.get("REID_DATA", str(REPO / "data"))
@@ -155,6 +166,8 @@ def resolved_config(config: dict, world: int | None = None) -> dict:
     c = dict(config)
     if c.get("eval_every") is None:   # checkpoints from before --eval-every evaluated every step
         c["eval_every"] = 1
+    for key in ("max_iters", "run_steps", "scale"):   # before these flags: every batch, every step
+        c.setdefault(key, None)
     world = int(os.environ.get("WORLD_SIZE", "1")) if world is None else world
     try:
         cls = datasets.get_class(c.get("dataset"))

@@ -7,8 +7,10 @@ reads top to bottom:
 
     for each step:  train on the current clusters -> evaluate -> merge (memory reset to zeros)
 
-(``--eval-every N``: evaluate only after every N-th step and the last; the phases' seconds of
-each step go to log.txt, results.json's history and TensorBoard.)
+(``--eval-every N``: evaluate only after every N-th step and the last; ``--run-steps N``: only
+the first N steps, each with its merge; ``--max-iters N``: at most N batches per epoch. The
+phases' seconds of each step, the images they ran and the GPU peak go to log.txt,
+results.json's history and TensorBoard.)
 
 Presets: ``--config FILE`` loads a YAML file as argparse defaults; ``--smoke`` loads
 ``configs/smoke-image.yaml`` or ``configs/smoke-video.yaml`` (CPU, synthetic data). Flags given
@@ -40,6 +42,7 @@ from buc import engine, models  # noqa: E402
 from buc.bottom_up import BottomUp  # noqa: E402
 from buc.dist_metric import DistanceMetric  # noqa: E402
 from buc.engine import check_schedule, check_world, collapse_warning, metrics_of, purity  # noqa: E402
+from buc.utils import distributed as du  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -75,6 +78,7 @@ def run(args, logs_dir: Path, resume, argv) -> int:
     nums_to_merge = int(num_samples * args.merge_percent)
     num_steps = args.steps if args.steps is not None else int(1 / args.merge_percent) - 1
     check_schedule(num_samples, nums_to_merge, num_steps, args.merge_percent)
+    last = num_steps if args.run_steps is None else min(num_steps, args.run_steps)   # steps this run makes
     fixed_layer = dataset.is_video if args.fixed_layer == "auto" else args.fixed_layer == "yes"
     check_world(args.batch_size, args.bn_slices, world)
 
@@ -89,13 +93,17 @@ def run(args, logs_dir: Path, resume, argv) -> int:
                   later_lr=args.later_lr, lr_step_size=args.lr_step_size, t=args.t, device=device,
                   origin_of=dataset.origin_of, progress=args.progress and main_rank,
                   print_freq=args.print_freq, bn_slices=args.bn_slices, amp=args.amp,
-                  channels_last=args.channels_last, cache_images=args.cache_images)
+                  channels_last=args.channels_last, cache_images=args.cache_images,
+                  max_iters=args.max_iters)
     metric = DistanceMetric(args.metric) if args.metric != "euclidean" else None
     cmc_configs = ("allshots", "cuhk03", "market1501") if args.cmc_configs == "all" else ("market1501",)
     true_pids = np.array([r[1] for r in dataset.train])   # diagnostics only (merge purity)
-    print(f"samples {num_samples}, steps {num_steps}, merges per step {nums_to_merge}, "
-          f"device {device}, fixed layers {fixed_layer}, BN slices {args.bn_slices}"
-          + (f", {world} processes" if world > 1 else ""))
+    print(f"samples {num_samples}, steps {num_steps}"
+          + (f" (running the first {last}: --run-steps)" if last < num_steps else "")
+          + f", merges per step {nums_to_merge}, device {device}, fixed layers {fixed_layer}, "
+            f"BN slices {args.bn_slices}"
+          + (f", DistributedDataParallel over {world} process{'es' if world > 1 else ''}"
+             if du.is_dist() else ""))
 
     resolved = resolved_config(vars(args))   # stored as "config" in every checkpoint
     resolved.pop("print_config", None)
@@ -116,7 +124,7 @@ def run(args, logs_dir: Path, resume, argv) -> int:
         save(0, 0)
 
     epochs_run, steps_run = 0, 0
-    for step in range(state["step"], num_steps):
+    for step in range(state["step"], last):
         labels = state["labels"]
         clusters = int(labels.max()) + 1
         print(f"step:  {step}  ({clusters} clusters)")
@@ -126,11 +134,13 @@ def run(args, logs_dir: Path, resume, argv) -> int:
         writer.add_scalar("cluster/clusters", clusters, step)
         writer.add_scalar("cluster/outliers", 0, step)      # BUC leaves no sample outside a cluster
         seconds = {"train": 0.0, "evaluate": 0.0, "extract": 0.0, "merge": 0.0}   # this step's phases
+        images = {"train": 0, "extract": 0}   # images (video: frames) through the network: training, merge
 
         # train on the current clusters (resumes inside the step from the saved epoch)
-        def on_epoch_end(s, epoch, optimizer, stats):
+        def on_epoch_end(s, epoch, optimizer, stats, images=images):
             writer.add_scalar("train/lr", stats["lr"], bu._global_iter(s, epoch + 1, stats["iterations"]))
             writer.add_scalar("time/epoch", stats["seconds"], bu._global_iter(s, epoch, 1))
+            images["train"] += stats["iterations"] * args.batch_size * bu.frames_per_video   # global batch
             save(s, epoch + 1, optimizer)
 
         budget = None if args.stop_after_epochs is None else args.stop_after_epochs - epochs_run
@@ -148,7 +158,7 @@ def run(args, logs_dir: Path, resume, argv) -> int:
         # --eval-every N only every N-th step and the last (the skipped ones take the same draws)
         entry = {"step": step, "clusters": clusters}
         t0 = time.time()
-        if main_rank and evaluates(step, args.eval_every, num_steps):
+        if main_rank and evaluates(step, args.eval_every, last):
             result = bu.evaluate(dataset.query, dataset.gallery, metric=metric, labels=labels,
                                  cmc_configs=cmc_configs, seed=args.seed)
             entry.update(metrics_of(result))
@@ -164,6 +174,7 @@ def run(args, logs_dir: Path, resume, argv) -> int:
             t0 = time.time()
             features = bu.extract(bu.train_samples, "extract train", sharded=True)
             seconds["extract"] = time.time() - t0
+            images["extract"] = bu.frames(bu.train_samples)
             t0 = time.time()
             merged = bu.get_new_train_data(labels, nums_to_merge, args.size_penalty, features=features)
             seconds["merge"] = time.time() - t0
@@ -173,8 +184,14 @@ def run(args, logs_dir: Path, resume, argv) -> int:
             print(f"merge purity (diagnostic, true identities): {entry['merge_purity']:.3f}, "
                   f"same-identity merges {entry['correct_merges']}/{len(merged.pairs)}")
             writer.add_scalar("buc/merge_purity", entry["merge_purity"], step + 1)
+        seconds["cluster"] = seconds["merge"]   # the name the five methods share
         entry["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
-        print(f"step {step} seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()))
+        entry["images"] = images
+        entry["gpu_peak_mb"] = engine.gpu_peak_mb(device)   # since the run started; None on a CPU
+        print(f"step {step} seconds: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items() if k != "cluster")   # cluster = merge
+              + f"; images: train {images['train']}, extract {images['extract']}"
+              + (f"; GPU peak {entry['gpu_peak_mb']:.0f} MiB" if entry["gpu_peak_mb"] is not None else ""))
         for phase, value in seconds.items():
             writer.add_scalar(f"time/{phase}", value, step)
         # best/last bookkeeping (model_best.pth.tar, among evaluated steps) and the next checkpoint
@@ -183,15 +200,16 @@ def run(args, logs_dir: Path, resume, argv) -> int:
         save(step + 1, 0)
         steps_run += 1
         print("\n")
-        if args.stop_after_steps is not None and steps_run >= args.stop_after_steps and step + 1 < num_steps:
+        if args.stop_after_steps is not None and steps_run >= args.stop_after_steps and step + 1 < last:
             print(f"stopping after {steps_run} steps as asked (--stop_after_steps); continue with --resume")
             writer.close()
             return 0
 
     writer.close()
     if main_rank:
-        engine.write_run_results(logs_dir, state, dataset, bu, dataset_name=args.dataset, smoke=args.smoke,
-                                 num_steps=num_steps, t_start=t_start, command=command, config=vars(args))
+        engine.write_run_results(logs_dir, state, dataset, bu, dataset_name=args.dataset,
+                                 scale=args.scale or ("smoke" if args.smoke else "paper"),
+                                 num_steps=last, t_start=t_start, command=command, config=vars(args))
     return 0
 
 

@@ -9,6 +9,7 @@ arguments (no argparse, no YAML), one function each:
     sync_epoch_rng, cluster_on_rank0, wrap_distributed
                         the torchrun wrappers (no-ops in a single process)
     RunState.evaluated  best/last bookkeeping (best-on-test over the scheduled evaluations)
+    epoch_costs         the history entry's phase seconds, image counts and peak GPU memory
     log_epoch           the epoch's TensorBoard scalars
     save_epoch          checkpoint.pth.tar (everything --resume needs), model_best, model_eN
     write_final_results results.json and the closing line
@@ -106,7 +107,7 @@ def start_run(log_dir, ckpt_dir, *, seed: int, device: str, num_threads: int | N
     seed_everything(seed)
     device = pick_device(device)
     rank, world = du.init_from_env(device.type)
-    if world > 1 and device.type == "cuda":
+    if du.is_dist() and device.type == "cuda":
         device = torch.device("cuda", torch.cuda.current_device())   # LOCAL_RANK
     if notes:
         log.info(notes)
@@ -120,8 +121,8 @@ def start_run(log_dir, ckpt_dir, *, seed: int, device: str, num_threads: int | N
                 log.info(f"==> removed {gone}, the temporary file of a write that was interrupted")
         text = yaml.safe_dump(config, sort_keys=True)
         atomic_write(log_dir / "config.yaml", lambda f: f.write(text.encode()))
-    if world > 1:
-        log.info(f"==> torchrun: {world} processes ({device.type}), {batch_size // world} images and "
+    if du.is_dist():
+        log.info(f"==> torchrun: {world} process(es) ({device.type}), {batch_size // world} images and "
                  f"{bn_slices // world} BN slice(s) per process")
     return device, rank, world
 
@@ -210,8 +211,9 @@ def cluster_on_rank0(fn, world: int, rank: int, *args):
 
 def wrap_distributed(model, device, world: int):
     """(the module the training forward goes through, the gather of the global batch): the model
-    and None in a single process, DistributedDataParallel and an all-gather under torchrun."""
-    if world == 1:
+    and None in a single process, DistributedDataParallel and an all-gather under torchrun (one
+    process included: ``reproduce.sh --torchrun --nproc 1`` exercises DDP and its collectives)."""
+    if not du.is_dist():
         return model, None
     ddp = torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -219,11 +221,33 @@ def wrap_distributed(model, device, world: int):
 
 
 # ------------------------------------------------------------------------------ after each epoch
+PHASES = ("extract", "cluster", "train", "evaluate")
+
+
+def gpu_peak_mb(device) -> float | None:
+    """The most GPU memory this process has allocated so far, in MiB (None on a CPU)."""
+    if torch.device(device).type != "cuda":
+        return None
+    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+
+
+def epoch_costs(device, seconds: dict, train_images: int, extract_images: int) -> dict:
+    """The cost keys of a history entry, the same in the five methods of the monorepo:
+    ``seconds`` per phase (``PHASES``; 0.0 for one that did not run): extract = the training set's
+    features for clustering, cluster = Jaccard + DBSCAN / HDC / k-means and the memory and loader
+    built from the labels, train = the epoch's iterations, evaluate = the test set's extraction and
+    ranking (+ re-ranking); ``images`` through the network: train = the training forward's
+    (iterations x global batch), extract = for clustering; ``gpu_peak_mb`` (``gpu_peak_mb()``)."""
+    return {"seconds": {k: round(float(seconds.get(k, 0.0)), 3) for k in PHASES},
+            "images": {"train": int(train_images), "extract": int(extract_images)},
+            "gpu_peak_mb": gpu_peak_mb(device)}
+
+
 def log_epoch(writer, record: dict) -> None:
     """The epoch's TensorBoard scalars (``record``: the epoch's history entry). The tags shared by
     the five methods: eval/mAP, eval/rank1 (percent), train/loss and the loss terms (per iteration,
-    ccc/trainer.py), train/lr, cluster/clusters, cluster/outliers, time/epoch; 3C's own extras:
-    cluster/hdc_iterations, time/extract, time/cluster, time/train."""
+    ccc/trainer.py), train/lr, cluster/clusters, cluster/outliers, time/epoch, time/<phase> (extract,
+    cluster, train, evaluate); 3C's own extra: cluster/hdc_iterations."""
     epoch = record["epoch"]
     if "mAP" in record:
         writer.add_scalar("eval/mAP", record["mAP"], epoch + 1)
@@ -233,11 +257,10 @@ def log_epoch(writer, record: dict) -> None:
     if "hdc_iterations" in record:
         writer.add_scalar("cluster/hdc_iterations", record["hdc_iterations"], epoch)
     writer.add_scalar("train/lr", record["lr"], epoch)
-    for key in ("extract_s", "cluster_s", "train_s"):
-        writer.add_scalar(f"time/{key[:-2]}", record[key], epoch)
+    for phase, seconds in record["seconds"].items():
+        writer.add_scalar(f"time/{phase}", seconds, epoch)
     # the tag every method of the monorepo writes: the seconds of the whole epoch (evaluation included)
-    writer.add_scalar("time/epoch", sum(record.get(k, 0.0) for k in ("extract_s", "cluster_s", "train_s",
-                                                                      "eval_s")), epoch)
+    writer.add_scalar("time/epoch", sum(record["seconds"].values()), epoch)
     writer.flush()
 
 

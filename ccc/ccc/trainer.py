@@ -48,7 +48,8 @@ def train_one_epoch(model, memory, loader, optimizer, epoch: int, iters: int, de
                     reweight: bool = False, print_freq: int = 20, writer=None,
                     progress: bool | None = None, amp: str = "off", channels_last: bool = False,
                     gather=None) -> dict:
-    """Trains ``iters`` iterations; returns the epoch's mean loss and timings.
+    """Trains ``iters`` iterations; returns the epoch's mean loss terms, ``seconds`` (from the
+    loader's start, its workers included) and ``images`` (what the forward saw, global batches).
 
     Raises NonFiniteLossError (naming the epoch and iteration) when the loss is NaN or infinite.
     """
@@ -59,8 +60,9 @@ def train_one_epoch(model, memory, loader, optimizer, epoch: int, iters: int, de
     device_type = torch.device(device).type
     dtype = AMP_DTYPES[amp]
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" and device_type == "cuda" else None
-    loader.new_epoch()
+    images_seen = 0
     end = time.perf_counter()
+    loader.new_epoch()
     bar = tqdm(range(iters), desc=f"epoch {epoch} train", disable=None if progress is None else not progress,
                leave=False, dynamic_ncols=True)
     for i in bar:
@@ -77,6 +79,7 @@ def train_one_epoch(model, memory, loader, optimizer, epoch: int, iters: int, de
         features = F.normalize(out.float(), dim=1)
         if gather is not None:   # torchrun: the whole global batch, in single-process order
             features, targets, cameras = gather(features), gather(targets), gather(cameras)
+        images_seen += len(targets)
         loss, parts = memory.loss(features, targets, cameras, reweight=reweight)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
@@ -109,5 +112,5 @@ def train_one_epoch(model, memory, loader, optimizer, epoch: int, iters: int, de
                      f"data {data_time / (i + 1):.3f} s/it  {terms}")
     bar.close()
     stats = {k: v / max(iters, 1) for k, v in sums.items()}
-    stats["seconds"] = batch_time
+    stats["seconds"], stats["images"] = batch_time, images_seen
     return stats

@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", type=str, default="auto", help="[added] auto, cpu, cuda, cuda:N")
     g.add_argument("--num-threads", type=int, default=None, help="[added] torch CPU and HDC kernel threads")
     g.add_argument("--print-freq", type=int, default=50, help="[added] log every N iterations (0: never)")
-    g.add_argument("--scale", type=str, default="paper", choices=("paper", "smoke"),
+    g.add_argument("--scale", type=str, default="paper", choices=("paper", "smoke", "rehearsal"),
                    help="[added] recorded in results.json")
     g.add_argument("--no-progress", action="store_true", help="[added] no tqdm bars")
     g.add_argument("--print-config", action="store_true",

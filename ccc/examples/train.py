@@ -24,7 +24,8 @@ underscores); flags on the command line override them. Each epoch:
   4. train ``--iters`` iterations (ClusterNCE, CIE weighting, the ``--cm-mode`` memory update)
   5. step the learning rate (WarmupMultiStepLR)
   6. evaluate after epoch 1 and every ``--eval-step-epoch`` epochs (and after the last one),
-     keep the best (what 3C reports), write the checkpoint
+     keep the best (what 3C reports), write the checkpoint; the epoch's history entry (results.json)
+     carries the seconds and images of each phase
 
 The plumbing around the loop (run-folder guard, set-up, resume-or-load, the torchrun wrappers,
 best/last bookkeeping, checkpoints, results.json, error handling) is ccc/engine.py.
@@ -253,8 +254,9 @@ def run(args, argv, ckpt=None) -> int:
                                 reweight=args.loss_with_camera, print_freq=args.print_freq, writer=writer,
                                 progress=progress, amp=args.amp, channels_last=args.channels_last,
                                 gather=gather)
-        log.info(f"==> epoch {epoch}: time extract {t_extract:.1f} s, cluster {t_cluster:.1f} s, "
-                 f"train {stats['seconds']:.1f} s; mean loss {stats['loss']:.3f}")
+        log.info(f"==> epoch {epoch}: time extract {t_extract:.1f} s ({len(features)} images), cluster "
+                 f"{t_cluster:.1f} s, train {stats['seconds']:.1f} s ({stats['images']} images); mean loss "
+                 f"{stats['loss']:.3f}")
         # 5. learning rate (3C steps it at the end of each epoch's training)
         scheduler.step()
         if world > 1:   # rank 0's BN running statistics (DataParallel's first replica) on every rank
@@ -269,17 +271,23 @@ def run(args, argv, ckpt=None) -> int:
         record.update({k: v for k, v in info.items() if k.startswith("hdc_")})
         scheduled = (epoch + 1 >= args.eval_start_epoch
                      and ((epoch + 1) % args.eval_step_epoch == 0 or epoch == 0))
-        is_best = False
+        is_best, t_eval = False, 0.0
         if scheduled or epoch == args.num_epochs - 1:
             t0 = time.perf_counter()
             result = evaluate()
             metrics = result.metrics("stepwise")
+            t_eval = time.perf_counter() - t0
             is_best = state.evaluated(metrics, epoch, scheduled)
             record.update({"mAP": metrics["mAP"], "rank1": metrics["rank1"], "scheduled_eval": scheduled,
-                           "eval_s": round(time.perf_counter() - t0, 2)})
+                           "eval_s": round(t_eval, 2)})
             best_txt = (f"best mAP {state.best['mAP']:.1f} (epoch {state.best_epoch})" if state.best
                         else "no scheduled evaluation yet")
-            log.info(f" * Finished epoch {epoch:3d}  {describe(result)}  {best_txt}{' *' if is_best else ''}")
+            log.info(f" * Finished epoch {epoch:3d}  {describe(result)}  {best_txt}{' *' if is_best else ''} "
+                     f"(evaluation {t_eval:.1f} s)")
+        # the costs of the epoch's phases (results.json, TensorBoard time/<phase>)
+        record.update(engine.epoch_costs(device, {"extract": t_extract, "cluster": t_cluster,
+                                                  "train": stats["seconds"], "evaluate": t_eval},
+                                         train_images=stats["images"], extract_images=len(features)))
         state.history.append(record)
         engine.log_epoch(writer, record)
         engine.save_epoch(ckpt_dir, epoch, state, model, optimizer, scheduler, memory, labels,

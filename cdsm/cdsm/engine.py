@@ -119,7 +119,7 @@ def set_up(logs_dir: Path, *, seed: int, device: str, num_threads: int | None, b
     seed_everything(seed)
     dev = pick_device(device)
     rank, world = du.init_from_env(dev.type)
-    if world > 1:
+    if du.is_dist():  # torchrun, one process included
         check_world(batch_size, bn_slices, world)
         if dev.type == "cuda":
             dev = torch.device("cuda", torch.cuda.current_device())
@@ -202,14 +202,17 @@ def resume_or_load(ckpt: dict | None, resume: str, ema_ckpt: dict | None, resume
 
 # ------------------------------------------------------------------------------- torchrun
 def wrap_distributed(student, teacher, device: torch.device, rank: int, world: int, seed: int):
-    """Under torchrun: the teacher of process 0 everywhere, the student in DistributedDataParallel,
-    the memory updated with the whole batch (gather), and the augmentations of processes other than
-    0 drawn from their own stream. Returns (the student to call, gather); (student, None) alone."""
-    if world == 1:
+    """Under torchrun (also with one process): the teacher of process 0 everywhere, the student in
+    DistributedDataParallel, the memory updated with the whole batch (gather), and the augmentations
+    of processes other than 0 drawn from their own stream. Returns (the student to call, gather);
+    (student, None) without torchrun."""
+    if not du.is_dist():
         return student, None
     du.broadcast_state(teacher)
     ids = [device.index] if device.type == "cuda" else None
     student_fwd = torch.nn.parallel.DistributedDataParallel(student, device_ids=ids)
+    log.info(f"==> torchrun: DistributedDataParallel over {world} process(es), "
+             f"{torch.distributed.get_backend()}")
     if rank != 0:  # augmentations: process 0 draws as a single process, the others their own
         seed_everything(epoch_seed(seed, 1000 + rank))
     return student_fwd, du.gather_batch
@@ -253,19 +256,34 @@ def evaluate_initial(teacher, query_loader, gallery_loader, dataset, device, pro
     return initial
 
 
+PHASES = ("extract", "cluster", "train", "evaluate")
+
+
+def epoch_costs(seconds: dict, *, train_images: int, extract_images: int, device: torch.device) -> dict:
+    """The cost keys every method's history entries share: "seconds" of the four phases (0.0 for
+    one that did not run: extract = the training set's features for clustering, cluster = Jaccard
+    distance + DBSCAN (+ reliability, memory), train, evaluate = test-set extraction + ranking),
+    "images" through the network (the training forward's, the extraction's for clustering) and
+    "gpu_peak_mb", the peak GPU memory allocated since the run started (None on a CPU)."""
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return {"seconds": {p: round(float(seconds.get(p, 0.0)), 2) for p in PHASES},
+            "images": {"train": int(train_images), "extract": int(extract_images)},
+            "gpu_peak_mb": None if peak is None else round(peak, 1)}
+
+
 def log_epoch(writer, record: dict) -> None:
     """An epoch's clustering counts, learning rate and timings in TensorBoard: the tags shared by
     the five methods (cluster/clusters, cluster/outliers, train/lr, time/epoch = the epoch's
-    seconds from extraction to evaluation) and CDSM's own (cluster/reliable, time/extract,
-    time/cluster, time/train), at step = the epoch's index."""
+    seconds from extraction to evaluation, time/extract, time/cluster, time/train, time/evaluate)
+    and CDSM's own (cluster/reliable), at step = the epoch's index."""
     epoch = record["epoch"]
     for key in ("clusters", "outliers", "reliable"):
         if record[key] is not None:
             writer.add_scalar(f"cluster/{key}", record[key], epoch)
     writer.add_scalar("train/lr", record["lr"], epoch)
-    for key in ("extract_s", "cluster_s", "train_s", "epoch_s"):
-        if key in record:
-            writer.add_scalar(f"time/{key[:-2]}", record[key], epoch)
+    for phase, seconds in record["seconds"].items():
+        writer.add_scalar(f"time/{phase}", seconds, epoch)
+    writer.add_scalar("time/epoch", record["epoch_s"], epoch)
     writer.flush()
 
 

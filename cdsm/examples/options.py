@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--temp", type=finite_float, default=0.05, help="temperature tau")
     g.add_argument("--device", type=str, default="auto", help="[added] auto, cpu, cuda, cuda:N")
     g.add_argument("--num-threads", type=int, default=None, help="[added] torch CPU threads")
-    g.add_argument("--scale", type=str, default="paper", choices=("paper", "smoke"),
+    g.add_argument("--scale", type=str, default="paper", choices=("paper", "smoke", "rehearsal"),
                    help="[added] recorded in results.json")
     g.add_argument("--no-progress", action="store_true", help="[added] no tqdm bars")
     g = p.add_argument_group("paths")

@@ -17,10 +17,12 @@ underscores); flags on the command line override them. Each epoch:
   7. train --iters iterations (student, memory update with the teacher, EMA)
   8. evaluate the teacher, keep the best, write the checkpoint
 
-Under ``torchrun --nproc_per_node=N`` [added] the student is wrapped in DistributedDataParallel:
-each process extracts its share of the training set (gathered in dataset order), process 0
-clusters and sends the labels to the others, each trains on its 1/N of every batch while the
-memory is updated with the whole batch on every process, and process 0 evaluates and writes.
+Under ``torchrun --nproc_per_node=N`` [added] (N = 1 too) the student is wrapped in
+DistributedDataParallel: each process extracts its share of the training set (gathered in dataset
+order), process 0 clusters and sends the labels to the others, each trains on its 1/N of every
+batch while the memory is updated with the whole batch on every process, and process 0 evaluates
+and writes. Every epoch's results.json history entry holds its seconds per phase, images and peak
+GPU memory (``engine.epoch_costs``).
 
 The flags, presets and ``--print-config`` are in ``options.py``; the run plumbing (run folder,
 set-up, resume-or-load, torchrun wrappers, best/last, checkpoints, results.json, errors) in
@@ -172,7 +174,7 @@ def run(args, argv) -> int:
         record = {"epoch": epoch, "clusters": num_clusters, "outliers": clustering.num_outliers,
                   "reliable": reliable, "lr": lr, "loss": stats["loss"], "extract_s": round(t_extract, 2),
                   "cluster_s": round(t_cluster, 2), "train_s": round(stats["seconds"], 2)}
-        is_best = False
+        is_best, t_eval = False, 0.0
         if not main_rank:  # process 0 evaluates, logs and writes
             scheduler.step()
             continue
@@ -182,13 +184,18 @@ def run(args, argv) -> int:
                                     device, progress=progress)
             metrics = result.metrics("stepwise")
             is_best = state.evaluated(metrics, epoch)
-            record.update({"mAP": metrics["mAP"], "rank1": metrics["rank1"],
-                           "eval_s": round(time.perf_counter() - t0, 2)})
+            t_eval = time.perf_counter() - t0
+            record.update({"mAP": metrics["mAP"], "rank1": metrics["rank1"], "eval_s": round(t_eval, 2)})
             writer.add_scalar("eval/mAP", metrics["mAP"], epoch + 1)
             writer.add_scalar("eval/rank1", metrics["rank1"], epoch + 1)
             log.info(f" * Finished epoch {epoch:3d}  teacher {describe(result)}  best mAP "
-                     f"{state.best['mAP']:.1f} (epoch {state.best_epoch}){' *' if is_best else ''}")
+                     f"{state.best['mAP']:.1f} (epoch {state.best_epoch}){' *' if is_best else ''}  "
+                     f"(evaluate {t_eval:.1f} s)")
         record["epoch_s"] = round(time.perf_counter() - t_epoch, 2)
+        # the cost keys the five methods share: seconds per phase, images, peak GPU memory
+        record.update(engine.epoch_costs(
+            {"extract": t_extract, "cluster": t_cluster, "train": stats["seconds"], "evaluate": t_eval},
+            train_images=args.iters * args.batch_size, extract_images=len(train), device=device))
         state.history.append(record)
         engine.log_epoch(writer, record)
         scheduler.step()

@@ -23,7 +23,7 @@ from pathlib import Path
 REQUIRED = ("method", "target", "scale", "common", "native", "initial", "epochs", "wall_seconds",
             "command", "config")
 METRIC_KEYS = ("ap", "mAP", "rank1", "rank5", "rank10", "mINP")
-SCALES = ("paper", "smoke")
+SCALES = ("paper", "smoke", "rehearsal")   # rehearsal: ./reproduce.sh rehearse (cost, not accuracy)
 
 
 def _umask() -> int:

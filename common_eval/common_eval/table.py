@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .paper import PAPER, paper_numbers
 from .results import load_results
+from .smoke import describe, smoke_spread, verdict
 
 COLUMNS = ("mAP", "rank1", "rank5", "rank10", "mINP")
 
@@ -23,7 +24,7 @@ def _task(rec) -> str:
 
 
 HEADER = ("method", "variant", "task", "scale", "selected", "mAP", "R1", "R5", "R10", "mINP",
-          "native mAP (AP)", "initial mAP", "epochs", "time")
+          "native mAP (AP)", "initial mAP", "epochs", "time", "smoke mAP, 3 seeds")
 
 
 def table_rows(records: list[dict],
@@ -38,14 +39,15 @@ def table_rows(records: list[dict],
                                               r["scale"])):
         c, n, i = rec["common"], rec["native"], rec["initial"]
         key = (rec["method"], rec.get("variant"), rec.get("source"), rec["target"])
+        spread = smoke_spread(*key) if rec["scale"] == "smoke" else None
         rows.append(([rec["method"], rec.get("variant") or "", _task(rec), rec["scale"],
                       rec.get("selection") or "last", *(_fmt(c.get(k)) for k in COLUMNS),
                       f"{_fmt(n.get('mAP'))} ({n.get('ap')})", _fmt(i.get("mAP")), str(rec["epochs"]),
-                      f"{rec['wall_seconds']:.0f} s"], rec))
+                      f"{rec['wall_seconds']:.0f} s", describe(spread) if spread else ""], rec))
         paper = paper_numbers(*key)
         if paper and key not in seen:
             rows.append(([rec["method"], rec.get("variant") or "", _task(rec), "paper", "published",
-                          *(_fmt(paper.get(k)) for k in COLUMNS), "", "", "", ""], None))
+                          *(_fmt(paper.get(k)) for k in COLUMNS), "", "", "", "", ""], None))
         seen.add(key)
     if with_unrun_paper_rows:
         for key, paper in sorted(PAPER.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
@@ -54,7 +56,7 @@ def table_rows(records: list[dict],
             method, variant, source, target = key
             task = f"{source} → {target}" if source else target
             rows.append(([method, variant or "", task, "paper", "published",
-                          *(_fmt(paper.get(k)) for k in COLUMNS), "", "", "", ""], None))
+                          *(_fmt(paper.get(k)) for k in COLUMNS), "", "", "", "", ""], None))
     return rows
 
 
@@ -64,7 +66,8 @@ def render(records: list[dict], with_unrun_paper_rows: bool = False) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     for cells, rec in table_rows(records, with_unrun_paper_rows):
         if rec is None:  # a paper row: only the published metrics
-            lines.append("| " + " | ".join(cells[:5 + len(COLUMNS)]) + " | | | | |")
+            published = cells[:5 + len(COLUMNS)]
+            lines.append("| " + " | ".join(published) + " |" + " |" * (len(HEADER) - len(published)))
         else:
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -86,6 +89,11 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 1
     print(render(records, with_unrun_paper_rows=args.paper))
+    ordered = sorted(records, key=lambda r: (r["method"], r.get("variant") or ""))
+    notes = [v for v in map(verdict, ordered) if v]
+    if notes:
+        print()
+        print("\n".join(notes))
     return 0
 
 

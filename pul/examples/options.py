@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in --logs-dir (the command's settings must be the run's)")
     g.add_argument("--print-config", action="store_true",
                    help="[added] print the resolved configuration (presets, flags, K) as YAML and exit")
-    g.add_argument("--scale", choices=("paper", "smoke"), default="paper", help="recorded in results.json")
+    g.add_argument("--scale", choices=("paper", "smoke", "rehearsal"), default="paper",
+                   help="recorded in results.json")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--deterministic", action="store_true",
                    help="tf.config.experimental.enable_op_determinism() (exact resume on CPU)")
@@ -66,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=finite_float, default=0.001, help="SGD learning rate (no decay)")
     g.add_argument("--momentum", type=finite_float, default=0.9)
     g.add_argument("--baseline-epochs", type=int, default=40)
+    g.add_argument("--max-steps", type=int, default=None, metavar="N",
+                   help="[added] at most N batches per epoch (baseline and PUL; the rehearsal's 20); "
+                        "default: the original's ceil(n/16 + 1)")
     g.add_argument("--baseline-lr", type=finite_float, default=None,
                    help="learning rate of the baseline (default: --lr, as the original)")
     g.add_argument("--rotation", type=finite_float, default=20.0,
@@ -153,6 +157,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                  "eval_batch_size", "kmeans_n_init", "kmeans_max_iter", "workers"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.max_steps is not None and args.max_steps < 1:
+        parser.error("--max-steps must be >= 1")
     if not 0 <= args.dropout < 1:
         parser.error("--dropout must be in [0, 1)")
     if args.known < 0:

@@ -37,6 +37,7 @@ from pul.engine import (  # noqa: E402
     evaluate_target,
     finish_baseline,
     given_baseline,
+    gpu_peak_mb,
     last_record,
     load_dataset,
     log_epoch,
@@ -86,7 +87,7 @@ def run_baseline(args, folder: Path, dataset_name: str, data_root: str, scalars=
     stream = BatchStream(images, one_hot(labels, num_classes), args.batch_size, seed=(args.seed, 0, 0),
                          rotation_range=args.rotation, width_shift_range=args.shift,
                          height_shift_range=args.shift)
-    steps = steps_per_epoch(len(images), args.batch_size)
+    steps = steps_per_epoch(len(images), args.batch_size, args.max_steps)
 
     state, last = RunState(folder, "state"), folder / "last.keras"
     strategy = replicated(args.mirror_cpus)
@@ -234,7 +235,7 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
         stream = BatchStream(images[train_idx], one_hot(train_lab, width), args.batch_size,
                              seed=(args.seed, 1, t), rotation_range=args.rotation,
                              width_shift_range=args.shift, height_shift_range=args.shift)
-        steps = steps_per_epoch(len(train_idx), args.batch_size)
+        steps = steps_per_epoch(len(train_idx), args.batch_size, args.max_steps)
         print(f"   fine-tuning a fresh baseline copy: {len(train_idx)} images, {width} classes, "
               f"{steps} steps/epoch, epochs {start_epoch + 1}..{E}")
 
@@ -265,8 +266,12 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
             with timer("evaluate"):
                 record["eval"] = evaluate(model, f"iteration {t} on the target")
             log_eval(scalars, t, record["eval"])
-        record["seconds"] = timer.seconds
-        print(timer.line())
+        # the common per-entry figures of the five methods: phase seconds ("cluster" = kmeans +
+        # selection), the images the fine-tuning saw and those extracted for clustering, GPU peak
+        record["seconds"] = timer.entry()
+        record["images"] = {"train": stream.images_seen(E * steps), "extract": len(pool)}
+        record["gpu_peak_mb"] = gpu_peak_mb()
+        print(timer.line() + f"; images: train {record['images']['train']}, extract {len(pool)}")
         # the common tags of the five methods (PUL's "epoch" is its iteration), then PUL's own
         scalars.log(t, **{"train/loss": last_logs.get("loss"),
                           "train/lr": float(model.optimizer.learning_rate.numpy()),
@@ -274,7 +279,8 @@ def run_pul(args, logs: Path, baseline_path: Path, baseline_summary: dict | None
                           "time/epoch": sum(timer.seconds.values()),
                           "pul/selected": info["selected"], "pul/not_reliable": len(pool) - info["selected"],
                           "pul/clusters_used": info["clusters_used"], "pul/pseudo_label_ari": info["ari"],
-                          **{f"pul/seconds_{k}": v for k, v in timer.seconds.items()}})
+                          **{f"pul/seconds_{k}": v for k, v in timer.seconds.items()},
+                          **{f"time/{k}": record["seconds"][k] for k in timer.COMMON}})
         history.append(record)
         save_state(t, E, True, None)
         if last.exists():

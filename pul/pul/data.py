@@ -18,9 +18,11 @@ import numpy as np
 from .preprocessing import caffe_preprocess, draw_affine_params, warp_nearest
 
 
-def steps_per_epoch(num_images: int, batch_size: int) -> int:
-    """ceil(N / B + 1): Keras 2.0.4 drew batches while steps_done < N/B + 1 (a float)."""
-    return math.ceil(num_images / batch_size + 1)
+def steps_per_epoch(num_images: int, batch_size: int, max_steps: int | None = None) -> int:
+    """ceil(N / B + 1): Keras 2.0.4 drew batches while steps_done < N/B + 1 (a float); at most
+    ``max_steps`` when given (the rehearsal's cap)."""
+    steps = math.ceil(num_images / batch_size + 1)
+    return min(steps, max_steps) if max_steps else steps
 
 
 class BatchStream:
@@ -48,6 +50,11 @@ class BatchStream:
         p, j = divmod(int(g), self.batches_per_pass)
         perm = np.random.default_rng((*self.seed, 0, p)).permutation(self.n)
         return perm[j * self.batch_size:(j + 1) * self.batch_size]
+
+    def images_seen(self, num_batches: int) -> int:
+        """The images of batches 0 .. num_batches - 1 (the last batch of a pass is smaller)."""
+        passes, rest = divmod(int(num_batches), self.batches_per_pass)
+        return passes * self.n + rest * self.batch_size
 
     def batch(self, g: int):
         idx = self.indices(g)

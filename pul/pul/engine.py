@@ -24,7 +24,8 @@ except ImportError:  # pragma: no cover - a common_eval without it
 
 # what decides whether a finished baseline can be reused (compared with baseline.json's settings)
 BASELINE_KEYS = ("source", "arch", "pretrained", "height", "width", "last_stride", "base_width", "dropout",
-                 "batch_size", "baseline_lr", "momentum", "baseline_epochs", "rotation", "shift", "seed")
+                 "batch_size", "baseline_lr", "momentum", "baseline_epochs", "rotation", "shift", "seed",
+                 "max_steps")
 SHORT_NAMES = {"market1501": "market", "dukemtmcreid": "duke"}  # results.json: ./reproduce.sh's names
 
 
@@ -346,7 +347,10 @@ def log_eval(scalars, step: int, m: dict) -> None:
 
 class PhaseTimer:
     """Seconds of the phases of a PUL iteration (extract, kmeans, selection, train, evaluate):
-    ``with timer("kmeans"): ...`` adds the phase's wall seconds to ``timer.seconds``."""
+    ``with timer("kmeans"): ...`` adds the phase's wall seconds to ``timer.seconds``.
+    ``entry()``: what a history entry records, with the phases common to the five methods."""
+
+    COMMON = ("extract", "cluster", "train", "evaluate")
 
     def __init__(self, seconds: dict | None = None):
         self.seconds = dict(seconds or {})
@@ -359,8 +363,23 @@ class PhaseTimer:
         finally:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t, 3)
 
+    def entry(self) -> dict:
+        """The seconds of every phase run, plus the common four (0.0 when a phase did not run);
+        "cluster" = kmeans + selection."""
+        s = self.seconds
+        cluster = round(s.get("kmeans", 0.0) + s.get("selection", 0.0), 3)
+        return {**{k: 0.0 for k in self.COMMON}, **s, "cluster": cluster}
+
     def line(self) -> str:
         return "   seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items())
+
+
+def gpu_peak_mb() -> float | None:
+    """TensorFlow's peak memory on the first GPU since the process started (MiB); None without one."""
+    import tensorflow as tf
+    if not tf.config.list_logical_devices("GPU"):
+        return None
+    return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
 
 
 # ============================================================================ bookkeeping

@@ -70,8 +70,11 @@ def tiny_argv(root, logs, *extra) -> list[str]:
 
 
 def untimed(history: list) -> list:
-    """A results history without the phase seconds (wall-clock times differ between any two runs)."""
-    return [{k: v for k, v in entry.items() if k != "seconds"} for entry in history]
+    """A results history without what each process measures: the phase seconds (wall-clock times
+    differ between any two runs), the images and the GPU peak (a step resumed from inside counts
+    only the epochs after the resume)."""
+    return [{k: v for k, v in entry.items() if k not in ("seconds", "images", "gpu_peak_mb")}
+            for entry in history]
 
 
 TINY_RUN = ("--steps", "2", "--initial_steps", "1")   # 2 steps of 1 epoch each: seconds

@@ -285,7 +285,8 @@ def test_eval_every_changes_no_training_and_selects_among_evaluated_steps(tiny_r
     assert res["selected_step"] == 1 and res["last"] == full["last"]
     assert load_checkpoint(logs / "model_best.pth.tar")["step"] == 1
     for entry in h:                                               # phase timings per step
-        assert set(entry["seconds"]) == {"train", "evaluate", "extract", "merge"}
+        assert set(entry["seconds"]) == {"train", "evaluate", "extract", "merge", "cluster"}
+        assert entry["seconds"]["cluster"] == entry["seconds"]["merge"] and entry["gpu_peak_mb"] is None
     assert h[0]["seconds"]["extract"] > 0 and h[1]["seconds"]["evaluate"] > h[0]["seconds"]["evaluate"]
     log = (logs / "log.txt").read_text()
     assert "evaluation skipped (--eval-every 2)" in log and "step 0 seconds: train" in log

@@ -44,6 +44,14 @@ def tiny_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def smoke_root(tmp_path_factory) -> Path:
+    """The synthetic Market-1501 of the smoke runs (domain a: 50 train ids, 483 images; 60 test ids)."""
+    root = tmp_path_factory.mktemp("synthetic") / "a"
+    generate("market1501", root, seed=0, domain="a")   # = data/synthetic/a of ./reproduce.sh
+    return root
+
+
 def tiny_args(root, log_dir, *extra, cluster: str = "hdc") -> list[str]:
     """A 3C run that takes seconds: ResNet-18 at 32 x 16, 2 iterations per epoch, epoch 0 a DBSCAN
     warm-up and epoch 1 the chosen clustering."""

@@ -9,7 +9,7 @@ from conftest import tiny_args
 
 from ccc import engine
 
-TIMINGS = ("extract_s", "cluster_s", "train_s", "eval_s", "elapsed")
+TIMINGS = ("extract_s", "cluster_s", "train_s", "eval_s", "seconds", "gpu_peak_mb", "elapsed")
 
 
 def assert_same(a, b, path="checkpoint"):

@@ -9,16 +9,7 @@ import subprocess
 import pytest
 from conftest import CCC_DIR, check_best_and_last
 
-from common_eval.synthetic import generate
-
 MARGIN = {"hdc": 8.0, "dbscan": 8.0, "kmeans": 8.0}   # mAP points over the initial model, seed 999
-
-
-@pytest.fixture(scope="session")
-def smoke_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic") / "a"
-    generate("market1501", root, seed=0, domain="a")   # = data/synthetic/a of ./reproduce.sh
-    return root
 
 
 @pytest.mark.slow

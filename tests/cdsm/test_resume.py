@@ -7,7 +7,7 @@ from conftest import tiny_args
 
 from cdsm import engine
 
-TIMINGS = ("extract_s", "cluster_s", "train_s", "eval_s", "epoch_s")
+TIMINGS = ("extract_s", "cluster_s", "train_s", "eval_s", "epoch_s", "seconds")
 
 
 def assert_same(a, b, path="checkpoint"):

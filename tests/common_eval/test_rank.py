@@ -22,7 +22,7 @@ def one_query(order_matches, n_gallery_extra=0):
 # ----------------------------------------------------------------------------- hand-worked cases
 
 def test_toy_list_all_flavours():
-    # hits at ranks 2, 5, 6, 10 of 10 (specs/auxusl_eval.md B1: torchreid 0.450 vs MATLAB 0.348)
+    # hits at ranks 2, 5, 6, 10 of 10 (torchreid 0.450 vs MATLAB 0.348)
     r = evaluate(*one_query([0, 1, 0, 0, 1, 1, 0, 0, 0, 1]), max_rank=10)
     assert r.mAP == pytest.approx((1 / 2 + 2 / 5 + 3 / 6 + 4 / 10) / 4)  # 0.45
     trap = ((0 / 1 + 1 / 2) / 2 + (1 / 4 + 2 / 5) / 2 + (2 / 5 + 3 / 6) / 2 + (3 / 9 + 4 / 10) / 2) / 4

@@ -103,6 +103,7 @@ def test_build_context_excludes_local_state():
 def test_the_readme_shows_docker_run_for_every_image():
     readme = (ROOT / "README.md").read_text()
     for m in METHODS:
-        line = next((ln for ln in readme.splitlines() if ln.startswith("docker run") and f" reid-{m} " in ln), None)
+        line = next((ln for ln in readme.splitlines()
+                     if ln.startswith("docker run") and f" reid-{m} " in ln), None)
         assert line, f"README.md has no `docker run ... reid-{m} ...` line"
         assert "--gpus all" in line and "--shm-size=" in line and ":/data" in line and ":/logs" in line, line

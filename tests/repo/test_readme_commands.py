@@ -23,7 +23,7 @@ PY = ROOT / ".venv" / "bin" / "python"
 READMES = ["README.md", "pul/README.md", "buc/README.md", "cdsm/README.md", "ccc/README.md",
            "auxusl/README.md", "common_eval/README.md"]
 # the wrapper's own commands (tests/repo/test_reproduce.py)
-NOT_RUN = {"", "test", "setup", "demo", "table", "report"}
+NOT_RUN = {"", "test", "setup", "demo", "table", "report", "gpu-check"}
 
 
 START = re.compile(r"(\./reproduce\.sh|python3? (examples/|-m )|torchrun )")

@@ -29,7 +29,7 @@ def run(*args, env=None):
 
 @pytest.mark.parametrize("args, message", [
     (("bogus",), "unknown command or method 'bogus' (valid: demo setup test table report extract export "
-                 "pul buc cdsm ccc auxusl)"),
+                 "rehearse gpu-check pul buc cdsm ccc auxusl)"),
     (("cdsm",), "usage: ./reproduce.sh cdsm DATASET"),
     (("cdsm", "veri"), "cdsm does not support dataset 'veri' (valid: market duke msmt17)"),
     (("ccc", "duke"), "ccc does not support dataset 'duke' (valid: market msmt17 veri)"),

@@ -126,6 +126,8 @@ _C.DATALOADER.TRAIN_SEQ_LEN = 15
 _C.DATALOADER.CLUSTER_BATCH_SIZE = 64
 _C.DATALOADER.CLUSTER_SEQ_LEN = 15
 _C.DATALOADER.ITERS_CLUSTER_MULTIPLIER = -1.0  # > 0: DTI, iterations = round(x * #clusters)
+# [added] > 0: at most this many iterations per epoch (the rehearsal's 20); 0: no cap
+_C.DATALOADER.MAX_ITERS = 0
 _C.DATALOADER.SAMPLE_CONSTRAINT = False
 _C.DATALOADER.SAMPLE_CONSTRAINT_EXT_SIZE = -1
 _C.DATALOADER.CLUSTER_SAMPLE_MULTI = 1
@@ -193,6 +195,6 @@ _C.CHECKPOING.PRETRAIN_PATH = ""  # [unused]
 _C.CUDNN_BENCHMARK = True
 
 # [added] run-time settings of this reproduction
-_C.SCALE = "paper"  # recorded in results.json: "paper" or "smoke"
+_C.SCALE = "paper"  # recorded in results.json: "paper", "smoke" or "rehearsal" (reproduce.sh --rehearse)
 _C.NUM_THREADS = 0  # torch CPU threads (0: torch's default)
 _C.PROGRESS = True  # tqdm bars

@@ -1,7 +1,9 @@
 """Helpers for ``torchrun`` (DistributedDataParallel); a single process is unchanged.
 
 The process group comes from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_*):
-nccl on CUDA, gloo on the CPU. Every helper is the identity when no group is initialised.
+nccl on CUDA, gloo on the CPU; torchrun with one process gets a group too (DDP over one rank:
+the single-process arithmetic, through the distributed code path; the GPU check's --torchrun).
+Every helper is the identity when no group is initialised.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import torch.distributed as dist
 
 def init_from_env(device_type: str) -> tuple[int, int]:
     """Initialises the group when torchrun started this process; returns (rank, world size)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+    by_torchrun = "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if by_torchrun and not dist.is_initialized():
         if device_type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         backend = "nccl" if device_type == "cuda" else "gloo"
@@ -26,6 +29,10 @@ def init_from_env(device_type: str) -> tuple[int, int]:
 
 def is_dist() -> bool:
     return dist.is_available() and dist.is_initialized()
+
+
+def backend() -> str | None:
+    return dist.get_backend() if is_dist() else None
 
 
 def rank() -> int:

@@ -13,9 +13,15 @@ import torch
 import torch.distributed as dist
 
 
+def launched() -> bool:
+    """Whether torchrun started this process (also ``--nproc_per_node=1``: DDP and nccl/gloo with
+    one process, what the adapter's ``--torchrun`` exercises)."""
+    return "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def init_from_env(device_type: str) -> tuple[int, int]:
     """Joins the group when torchrun started this process; returns (rank, world size)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+    if launched() and not dist.is_initialized():
         if device_type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         # rank 0 alone evaluates and merges while the others wait: a long timeout

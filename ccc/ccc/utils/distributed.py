@@ -1,4 +1,4 @@
-"""torchrun (DistributedDataParallel) helpers for 3C; every one is a no-op in a single process.
+"""torchrun (DistributedDataParallel) helpers for 3C; every one is a no-op without torchrun.
 
 torchrun sets RANK, WORLD_SIZE, LOCAL_RANK and MASTER_ADDR/PORT; the process group uses nccl on
 CUDA (one GPU per process, ``cuda:LOCAL_RANK``) and gloo on the CPU.
@@ -13,8 +13,8 @@ import torch.distributed as dist
 
 
 def launched() -> bool:
-    """True when torchrun started this process with more than one process in the world."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """True when torchrun started this process (one process in the world included)."""
+    return "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def init_from_env(device_type: str) -> tuple[int, int]:

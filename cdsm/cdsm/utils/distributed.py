@@ -12,9 +12,15 @@ import torch
 import torch.distributed as dist
 
 
+def launched_by_torchrun() -> bool:
+    """torchrun's environment (also ``--nproc_per_node=1``: DDP and nccl/gloo with one process)."""
+    return "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ
+
+
 def init_from_env(device_type: str) -> tuple[int, int]:
-    """Joins the group when torchrun started this process; returns (rank, world size)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+    """Joins the group when torchrun started this process (any process count, 1 included);
+    returns (rank, world size)."""
+    if launched_by_torchrun() and not dist.is_initialized():
         if device_type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         # rank 0 alone clusters and evaluates while the others wait: a long timeout

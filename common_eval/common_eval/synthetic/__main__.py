@@ -1,11 +1,13 @@
-"""python -m common_eval.synthetic --layout NAME --root DIR [...]  |  --benchmark DIR [--seed N]"""
+"""python -m common_eval.synthetic --layout NAME --root DIR [--counts real] [...]
+   |  --benchmark DIR [--seed N]"""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from pathlib import Path
 
-from . import LAYOUTS, generate, generate_benchmark, read_manifest
+from . import FOLDERS, LAYOUTS, generate, generate_benchmark, is_current, read_manifest
 
 
 def main(argv=None) -> int:
@@ -22,17 +24,27 @@ def main(argv=None) -> int:
     ap.add_argument("--ids", type=int, help="train identities (default 50)")
     ap.add_argument("--test-ids", type=int, help="test identities (default 60)")
     ap.add_argument("--cams", type=int, help="cameras (camera pairs for cuhk03); default: the real count")
+    ap.add_argument("--counts", choices=("benchmark", "real"), default="benchmark",
+                    help="real: the real dataset's identities, cameras and about its image (tracklet) "
+                         "counts (with --layout; no --ids/--test-ids/--cams)")
     ap.add_argument("--overwrite", action="store_true", help="replace a dataset this generator wrote before")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --layout: keep a dataset already there with the same arguments")
     a = ap.parse_args(argv)
     if a.layout and not a.root:
         ap.error("--layout needs --root DIR")
-    if a.benchmark and (a.root or a.ids or a.test_ids or a.cams or a.domain != "a"):
+    if a.benchmark and (a.root or a.ids or a.test_ids or a.cams or a.domain != "a"
+                        or a.counts != "benchmark"):
         ap.error("--benchmark takes only --seed and --overwrite (it writes both domains at default size)")
     t0 = time.time()
     try:
-        if a.layout:
+        if a.layout and a.reuse and not (a.ids or a.test_ids or a.cams) and is_current(
+                a.root, a.layout, seed=a.seed, domain=a.domain, counts=a.counts):
+            path = Path(a.root) / FOLDERS[a.layout]
+            done = {a.domain: {a.layout: path}}
+        elif a.layout:
             path = generate(a.layout, a.root, seed=a.seed, domain=a.domain, ids=a.ids,
-                            test_ids=a.test_ids, cams=a.cams, overwrite=a.overwrite)
+                            test_ids=a.test_ids, cams=a.cams, overwrite=a.overwrite, counts=a.counts)
             done = {a.domain: {a.layout: path}}
         else:
             done = generate_benchmark(a.benchmark, seed=a.seed, overwrite=a.overwrite)

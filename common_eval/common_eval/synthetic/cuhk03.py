@@ -43,7 +43,11 @@ def write_cuhk03(out: Path, world: World, ids: int, test_ids: int) -> dict:
     for i in range(n):
         pair = int(pair_of[i]) + 1
         pid_in_pair = int(np.sum(pair_of[:i] == pair_of[i])) + 1
-        if is_test[i]:   # test persons need >= 2 images per view (a query and a gallery image)
+        real = not isinstance(world.shape.per_cam, int)   # a (lo, hi) range per view: every view kept
+        if real:
+            lo, hi = world.shape.per_cam
+            k = [int(rng.integers(max(lo, 2 if is_test[i] else 1), hi + 1)) for _ in range(2)]
+        elif is_test[i]:   # test persons need >= 2 images per view (a query and a gallery image)
             k = [int(rng.integers(2, 4)), int(rng.integers(2, 4))]
         else:
             k = [int(rng.integers(1, 4)), int(rng.integers(1, 4))]

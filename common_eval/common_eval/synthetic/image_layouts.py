@@ -21,7 +21,8 @@ from .plan import (
 )
 
 HORIZON = 300_000     # identities enter the scene during the first 300,000 frames (about 83 min)
-PER_CAM = 3           # images per (identity, camera): below DBSCAN min_samples=4 (calibration, 6)
+# images per (identity, camera) of the benchmark: Shape.per_cam = 3, below DBSCAN min_samples=4
+# (calibration, 6)
 
 
 def _flat(groups):
@@ -30,10 +31,17 @@ def _flat(groups):
 
 def _people(world: World, pids, n_train: int):
     """Train and test identities (figures, visited cameras, images) for the given pids."""
-    rng, n_cams = world.rng, len(world.cams)
+    rng, n_cams, shape = world.rng, len(world.cams), world.shape
     figs = world.new_figures(len(pids))
-    cam_sets = choose_cameras(rng, n_train, n_cams) + choose_cameras(rng, len(pids) - n_train, n_cams)
-    shots = image_shots(world, figs, list(pids), cam_sets, PER_CAM, HORIZON)
+    cam_sets = (choose_cameras(rng, n_train, n_cams, *shape.cams_per_id)
+                + choose_cameras(rng, len(pids) - n_train, n_cams, *shape.cams_per_id))
+    if shape.test_per_cam is None:
+        shots = image_shots(world, figs, list(pids), cam_sets, shape.per_cam, HORIZON)
+    else:   # test identities with their own count per camera
+        shots = (image_shots(world, figs[:n_train], list(pids[:n_train]), cam_sets[:n_train], shape.per_cam,
+                             HORIZON)
+                 + image_shots(world, figs[n_train:], list(pids[n_train:]), cam_sets[n_train:],
+                               shape.test_per_cam, HORIZON))
     return shots[:n_train], shots[n_train:], figs
 
 
@@ -58,7 +66,8 @@ def write_market(out: Path, world: World, ids: int, test_ids: int) -> dict:
     root = out / "Market-1501-v15.09.15"
     train, test, figs = _people(world, sample_pids(rng, ids + test_ids, 1501), ids)
     query, gallery = split_all(rng, test)
-    n_dis, n_junk = max(1, round(0.10 * len(gallery))), max(1, round(0.12 * len(gallery)))
+    dis, junk = world.shape.distractors or 0.10, world.shape.junk or 0.12
+    n_dis, n_junk = max(1, round(dis * len(gallery))), max(1, round(junk * len(gallery)))
     gallery += _random_shots(world, n_dis, 0, "distractor_box", world.new_figures(n_dis))
     junk_figs = [int(rng.choice(figs[ids:])) if rng.random() < 0.7 else -1 for _ in range(n_junk)]
     gallery += _random_shots(world, n_junk, -1, "junk", junk_figs)
@@ -88,13 +97,14 @@ def write_duke(out: Path, world: World, ids: int, test_ids: int) -> dict:
     holds distractor identities (seen only there); no junk. f = frame in that camera's video."""
     rng = world.rng
     root = out / "DukeMTMC-reID"
-    n_dis = max(1, round(0.5 * test_ids))
+    n_dis = max(1, round((world.shape.distractors or 0.5) * test_ids))   # distractor identities
     pids = sample_pids(rng, ids + test_ids + n_dis, 7140)
     train, test, _ = _people(world, pids[:ids + test_ids], ids)
     query, gallery = split_all(rng, test)
     dis_cams = choose_cameras(rng, n_dis, len(world.cams), 1, 2)
-    gallery += _flat(image_shots(world, world.new_figures(n_dis), list(pids[ids + test_ids:]),
-                                 dis_cams, (1, PER_CAM), HORIZON))
+    per_cam = world.shape.per_cam
+    gallery += _flat(image_shots(world, world.new_figures(n_dis), list(pids[ids + test_ids:]), dis_cams,
+                                 (1, per_cam if isinstance(per_cam, int) else per_cam[1]), HORIZON))
     train = _flat(train)
     for sub, shots in (("bounding_box_train", train), ("bounding_box_test", gallery), ("query", query)):
         for s in shots:

@@ -6,6 +6,8 @@ byte-identical for the same arguments.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from . import render
 
 FPS = 60            # the common clock counts frames at 60 fps (DukeMTMC's rate)
 VIDEO_STEP = 12     # video frames are every 12th camera frame (0.2 s), as in DukeMTMC-VideoReID
+PARALLEL_FRAMES = 20_000   # above this many frames, render_shots draws in one process per core
 IMAGE_STEP = 120    # still images of one visit are about 120 frames apart (DukeMTMC-reID sampling)
 
 
@@ -31,13 +34,32 @@ class Shot:
     files: list = field(default_factory=list)  # output paths, filled in by the layout writer
 
 
-class World:
-    """The figures and cameras of one dataset, drawn from one Generator."""
+@dataclass(frozen=True)
+class Shape:
+    """How many shots each identity gets. The defaults make the small benchmark; None = the layout
+    writer's own default (see each writer). The real datasets' counts are reached with REAL_SHAPES
+    in __init__.py."""
+    cams_per_id: tuple = (2, 4)          # cameras an identity visits (inclusive range)
+    per_cam: int | tuple = 3             # images per (identity, camera); cuhk03: per view
+    test_per_cam: int | tuple | None = None   # the same for test identities (None: per_cam)
+    tracklets_per_cam: tuple = (1, 2)    # video: tracklets per (identity, camera)
+    frames: tuple = (6, 16)              # video: frames per tracklet
+    distractors: float | None = None     # distractors per gallery item (duke*: identities per test id)
+    junk: float | None = None            # junk (pid -1) images (tracklets) per gallery item
+    max_query: int | None = None         # query shots per test identity (MARS default 2)
 
-    def __init__(self, rng: np.random.Generator, domain: str, n_cams: int, vehicles: bool = False):
+
+class World:
+    """The figures and cameras of one dataset, drawn from one Generator. shape: how many shots;
+    dry: plan only (render_shots draws nothing: used to count a plan without writing images)."""
+
+    def __init__(self, rng: np.random.Generator, domain: str, n_cams: int, vehicles: bool = False,
+                 shape: Shape = Shape(), dry: bool = False):
         if domain not in render.DOMAINS:
             raise ValueError(f"unknown domain {domain!r}; valid: {sorted(render.DOMAINS)}")
         self.rng = rng
+        self.shape = shape
+        self.dry = dry
         self.domain = render.DOMAINS[domain]
         self.vehicles = vehicles
         self.figs: list = []
@@ -102,9 +124,12 @@ def image_shots(world: World, figs: list[int], pids: list[int], cam_sets, per_ca
 
 
 def tracklet_shots(world: World, figs: list[int], pids: list[int], cam_sets, horizon: int,
-                   per_cam=(1, 2), frames=(6, 16)) -> list[list[Shot]]:
-    """1-2 tracklets of 6-16 frames per (identity, camera); same-identity tracklets never overlap."""
+                   per_cam=None, frames=None) -> list[list[Shot]]:
+    """per_cam tracklets of `frames` frames per (identity, camera) (default: the world's shape, 1-2
+    of 6-16); same-identity tracklets never overlap."""
     rng = world.rng
+    per_cam = world.shape.tracklets_per_cam if per_cam is None else per_cam
+    frames = world.shape.frames if frames is None else frames
     visits = []
     for cams in cam_sets:
         vis = []
@@ -168,14 +193,21 @@ def _render_shot(args):
 def render_shots(world: World, shots: list[Shot], *, extra_crop: int = 0, keep: bool = False):
     """Draw every shot; frames are written as JPEG to shot.files (when set).
     keep=True returns the frames (one list of uint8 arrays per shot)."""
-    out = []
-    for s in shots:
-        fig = world.figs[s.fig] if s.fig >= 0 else None
-        files = list(s.files) if s.files else [None] * s.n
-        imgs = _render_shot((fig, world.cams[s.cam], s.seed, s.n, s.kind, files, extra_crop))
-        if keep:
-            out.append(imgs)
-    return out if keep else None
+    if world.dry:   # a plan only: blank frames where the caller keeps them
+        blank = np.zeros((render.H, render.W, 3), np.uint8)
+        return [[blank] * s.n for s in shots] if keep else None
+    jobs = [(world.figs[s.fig] if s.fig >= 0 else None, world.cams[s.cam], s.seed, s.n, s.kind,
+             list(s.files) if s.files else [None] * s.n, extra_crop) for s in shots]
+    workers = min(os.cpu_count() or 1, 16)
+    if keep or workers == 1 or sum(s.n for s in shots) < PARALLEL_FRAMES:
+        out = [_render_shot(job) for job in jobs]
+        return out if keep else None
+    # large datasets (counts="real"): every shot has its own seed, so the files do not depend on
+    # which process draws them
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for _ in pool.imap_unordered(_render_shot, jobs, chunksize=64):
+            pass
+    return None
 
 
 # Per-camera start of each camera's video on the common clock (DukeMTMC's published offsets for

@@ -37,9 +37,10 @@ def _horizon(n_ids: int, n_cams: int) -> int:
 
 
 def _video_people(world: World, pids, n_train: int, horizon: int):
-    rng, n_cams = world.rng, len(world.cams)
+    rng, n_cams, shape = world.rng, len(world.cams), world.shape
     figs = world.new_figures(len(pids))
-    cam_sets = choose_cameras(rng, n_train, n_cams) + choose_cameras(rng, len(pids) - n_train, n_cams)
+    cam_sets = (choose_cameras(rng, n_train, n_cams, *shape.cams_per_id)
+                + choose_cameras(rng, len(pids) - n_train, n_cams, *shape.cams_per_id))
     shots = tracklet_shots(world, figs, list(pids), cam_sets, horizon)
     return shots[:n_train], shots[n_train:], figs
 
@@ -50,7 +51,8 @@ def _odd_tracklets(world: World, pid: int, kind: str, figs, horizon: int) -> lis
     out = []
     for f in figs:
         cam = int(rng.integers(1, len(world.cams) + 1))
-        out.append(Shot(int(f), pid, cam, int(rng.integers(0, horizon)), int(rng.integers(6, 17)),
+        lo, hi = world.shape.frames
+        out.append(Shot(int(f), pid, cam, int(rng.integers(0, horizon)), int(rng.integers(lo, hi + 1)),
                         world.seed(), kind))
     return out
 
@@ -64,8 +66,10 @@ def write_mars(out: Path, world: World, ids: int, test_ids: int) -> dict:
     root = out / "MARS"
     horizon = _horizon(ids + test_ids, len(world.cams))
     train, test, figs = _video_people(world, sample_pids(rng, ids + test_ids, 1500), ids, horizon)
-    query, gallery = split_all(rng, test, max_q=2)  # at most 2 query tracklets per identity
-    n_dis, n_junk = max(1, round(0.15 * len(gallery))), max(1, round(0.10 * len(gallery)))
+    shape = world.shape
+    query, gallery = split_all(rng, test, max_q=shape.max_query or 2)  # default: at most 2 per identity
+    dis, junk = shape.distractors or 0.15, shape.junk or 0.10
+    n_dis, n_junk = max(1, round(dis * len(gallery))), max(1, round(junk * len(gallery)))
     gallery += _odd_tracklets(world, 0, "distractor_box", world.new_figures(n_dis), horizon)
     junk_figs = [int(rng.choice(figs[ids:])) if rng.random() < 0.7 else -1 for _ in range(n_junk)]
     gallery += _odd_tracklets(world, -1, "junk", junk_figs, horizon)
@@ -105,7 +109,7 @@ def write_dukevideo(out: Path, world: World, ids: int, test_ids: int) -> dict:
     the gallery; the gallery holds distractor identities."""
     rng = world.rng
     root = out / "DukeMTMC-VideoReID"
-    n_dis = max(1, round(0.5 * test_ids))
+    n_dis = max(1, round((world.shape.distractors or 0.5) * test_ids))   # distractor identities
     horizon = _horizon(ids + test_ids + n_dis, len(world.cams))
     pids = sample_pids(rng, ids + test_ids + n_dis, 7140)
     train, test, _ = _video_people(world, pids[:ids + test_ids], ids, horizon)
