@@ -61,9 +61,12 @@ log = logging.getLogger("auxusl.train")
 def cluster(feats, cluster_state, cfg, scp, sts, cannot, epoch):
     """Steps 2-4: (pseudo-labels, cluster state) of the clustering samples."""
     c = cfg.CLUSTER
-    # 2. Jaccard distance (+ SCP, * STS)
+    # 2. Jaccard distance (+ SCP, * STS); once eps is known, DBSCAN needs only the pairs within it
+    cutoff = None
+    if cluster_state is not None and not cluster_state.constrained and cluster_state.eps < 1.0:
+        cutoff = cluster_state.eps
     try:
-        D = clustering_distance(feats, c.K1, c.K2, scp=scp, scp_lambda=c.CCE_LAMBDA, sts=sts)
+        D = clustering_distance(feats, c.K1, c.K2, scp=scp, scp_lambda=c.CCE_LAMBDA, sts=sts, cutoff=cutoff)
     except ValueError as exc:
         raise AuxUSLError(f"epoch {epoch}: the clustering features are unusable ({exc})") from None
     if c.ICDBSCAN_OPTION and not isinstance(D, np.ndarray):

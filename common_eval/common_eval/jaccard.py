@@ -260,7 +260,8 @@ def _check_cutoff(cutoff, output):
     return float(c32)
 
 
-def jaccard_from_encoding(V, *, output: str = "sparse", num_threads: int | None = None):
+def jaccard_from_encoding(V, *, output: str = "sparse", num_threads: int | None = None,
+                          cutoff: float | None = None):
     """The Jaccard distance between the rows of a k-reciprocal encoding V (sparse N x N, each
     row a weight distribution): d_ij = 1 - S_ij / (2 - S_ij), S_ij = sum_c min(V_ic, V_jc),
     clipped at 0; what ``jaccard_distance`` computes from its own V.
@@ -269,7 +270,7 @@ def jaccard_from_encoding(V, *, output: str = "sparse", num_threads: int | None 
     float32 at the end) or float32, where every minimum, every addition (the columns of V in
     ascending order for each pair) and each operation of 1 - S / (2 - S) is rounded to float32,
     as SpCL-style code computes on dense float32 numpy arrays. Exact zeros of V are dropped.
-    Output as ``jaccard_distance``.
+    Output and ``cutoff`` (sparse only: keep the entries d <= cutoff) as ``jaccard_distance``.
     """
     if output not in ("sparse", "dense"):
         raise ValueError(f"output must be 'sparse' or 'dense', got {output!r}")
@@ -278,7 +279,7 @@ def jaccard_from_encoding(V, *, output: str = "sparse", num_threads: int | None 
         raise ValueError(f"V must be a square N x N matrix, got shape {V.shape}")
     if not np.isfinite(V.data).all():
         raise ValueError("V contains NaN or inf")
-    return _distance_from_encoding(V, output, num_threads)
+    return _distance_from_encoding(V, output, num_threads, _check_cutoff(cutoff, output))
 
 
 def _distance_from_encoding(V: sparse.csr_matrix, output: str, num_threads, cutoff=None):

@@ -54,7 +54,8 @@ def _faiss_l2_ranks(X: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
     return out
 
 
-def jaccard_float32(features, k1: int = 30, k2: int = 6, output: str = "sparse", num_threads=None):
+def jaccard_float32(features, k1: int = 30, k2: int = 6, output: str = "sparse", num_threads=None,
+                    cutoff: float | None = None):
     """The original's Jaccard distance (SpCL's ``compute_jaccard_distance``) in its float32
     arithmetic, sparse (absent entries mean exactly 1, as ``common_eval.jaccard_distance``):
 
@@ -66,6 +67,10 @@ def jaccard_float32(features, k1: int = 30, k2: int = 6, output: str = "sparse",
       divided by k2 in float32 (numpy's float32 ``mean`` over axis 0);
     * sums of minima accumulated in float32 over ascending columns, d = 1 - S / (2 - S) in
       float32, negatives clipped to 0 (``common_eval.jaccard_from_encoding`` on a float32 V).
+
+    ``cutoff`` (sparse output): keep only the entries d <= cutoff, the same values as without it
+    (DBSCAN at any eps <= cutoff finds the same neighbours; memory grows with N times the
+    neighbours within the cutoff instead of N times the expanded neighbourhood).
     """
     X = np.asarray(features)
     if X.ndim != 2 or X.shape[0] == 0:
@@ -96,7 +101,7 @@ def jaccard_float32(features, k1: int = 30, k2: int = 6, output: str = "sparse",
         acc.data /= np.float32(k2)
         V = acc.tocsr()
     V.eliminate_zeros()
-    return jaccard_from_encoding(V, output=output, num_threads=threads)
+    return jaccard_from_encoding(V, output=output, num_threads=threads, cutoff=cutoff)
 
 
 def sts_factor(P: np.ndarray, lam: float = 0.6, gamma: float = 8.0) -> np.ndarray:
@@ -111,13 +116,15 @@ def clustering_distance(
     scp: np.ndarray | None = None,
     scp_lambda: float = 0.006,
     sts: np.ndarray | None = None,
+    cutoff: float | None = None,
 ):
     """features: N x D raw features; scp: N x N 0/1; sts: N x N factor (``sts_factor``).
 
-    Returns a sparse CSR matrix (no modification) or a dense float32 N x N array."""
+    Returns a sparse CSR matrix (no modification; with ``cutoff``, only its entries <= cutoff) or
+    a dense float32 N x N array (SCP / STS: every entry, ``cutoff`` does not apply)."""
     feats = np.ascontiguousarray(features, dtype=np.float32)
     if scp is None and sts is None:
-        return jaccard_float32(feats, k1=k1, k2=k2)
+        return jaccard_float32(feats, k1=k1, k2=k2, cutoff=cutoff)
     D = jaccard_float32(feats, k1=k1, k2=k2, output="dense")
     if scp is not None:
         D = D + np.float32(scp_lambda) * np.asarray(scp, dtype=np.float32)
