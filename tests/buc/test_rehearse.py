@@ -17,7 +17,7 @@ PAPER = {"batch_size": 16, "size_penalty": 0.003, "merge_percent": 0.05, "steps"
 
 def adapter(*args, python=None, timeout=120):
     env = {**os.environ, "OMP_NUM_THREADS": "1", **({"PYTHON": python} if python else {})}
-    return subprocess.run(["nice", "-n", "15", str(BUC / "reproduce.sh"), *args], capture_output=True,
+    return subprocess.run([str(BUC / "reproduce.sh"), *args], capture_output=True,
                           text=True, env=env, timeout=timeout)
 
 

@@ -68,15 +68,17 @@ def euler_cosine_distances(X, Y, alpha: float = ALPHA, x_map: EulerMap | None = 
 def euler_cosine_row_blocks(X, Y, alpha: float = ALPHA, x_map: EulerMap | None = None,
                             block_rows: int = 4096):
     """(first row, rows) of ``euler_cosine_distances(X, Y)`` block after block of ``block_rows``
-    rows: the same values (one complex product of all rows, as there; the elementwise rest per
-    block), holding the N x M complex product but not its N x M temporaries."""
+    rows: the same values, holding neither the N x M complex product nor its temporaries. Each
+    block's product is the same BLAS call on fewer rows: OpenBLAS splits a product over rows and
+    columns, never over the summed dimension, so every entry is the same sum in the same order
+    (``tests/ccc/test_hdc.py`` checks the bits against the whole product)."""
     xm = x_map if x_map is not None else EulerMap(X, alpha)
     zy = euler_map(Y, alpha)
     sy = np.square(zy).sum(axis=1)
-    P = xm.z @ zy.T
-    for a in range(0, P.shape[0], block_rows):
+    zyt = zy.T
+    for a in range(0, xm.z.shape[0], block_rows):
         b = a + block_rows
-        yield a, np.abs(xm.sq[a:b, None] + sy[None, :] - 2 * P[a:b])
+        yield a, np.abs(xm.sq[a:b, None] + sy[None, :] - 2 * (xm.z[a:b] @ zyt))
 
 
 def get_distances(X, Y, similarity: str = "Euler Cosine", norm: bool = True,
