@@ -79,8 +79,9 @@ def main(argv=None) -> int:
     # ru_maxrss of the children: the largest resident set of any process the command waited for
     peak_rss_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     if rc != 0:
-        print(f"error: the rehearsed command failed (exit {rc}): {' '.join(cmd)}", file=sys.stderr)
-        return rc
+        how = f"was killed by signal {-rc}" if rc < 0 else f"failed (exit {rc})"
+        print(f"error: the rehearsed command {how}: {' '.join(cmd)}", file=sys.stderr)
+        return rc if rc > 0 else 128 - rc
     paths = find_results(logs)
     if not paths:
         print(f"error: the command wrote no results.json in {logs} (or {logs.name}-*); "

@@ -58,6 +58,8 @@ def test_suffixed_folders_are_found(tmp_path):
 def test_failures_pass_through(tmp_path):
     r = _run("--logs", tmp_path / "a", "--", sys.executable, "-c", "import sys; sys.exit(3)")
     assert r.returncode == 3 and "failed (exit 3)" in r.stderr
+    r = _run("--logs", tmp_path / "k", "--", sys.executable, "-c", "import os; os.kill(os.getpid(), 15)")
+    assert r.returncode == 143 and "was killed by signal 15" in r.stderr
     r = _run("--logs", tmp_path / "b", "--", sys.executable, "-c", "pass")
     assert r.returncode == 2 and "wrote no results.json" in r.stderr
     r = _run("--logs", tmp_path / "c")

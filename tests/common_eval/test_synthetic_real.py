@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import common_eval.synthetic as synthetic
@@ -104,3 +105,11 @@ def test_reuse_keeps_a_current_dataset(tmp_path):
     manifest = json.loads((root / "Market-1501-v15.09.15.synthetic.json").read_text())
     assert manifest["ids"] == synthetic.DEFAULT_IDS
     assert read_manifest(root, "market1501").get("counts", "benchmark") == "benchmark"
+
+
+def test_pids_stay_within_the_real_range():
+    # real-size Market draws 1,501 identities: all of 0001..1501, none beyond (loaders check it)
+    rng = np.random.default_rng(0)
+    assert sorted(plan.sample_pids(rng, 1501, 1501)) == list(range(1, 1502))
+    assert max(plan.sample_pids(rng, 775, 776)) <= 776        # VeRi
+    assert len(set(plan.sample_pids(rng, 2000, 1500))) == 2000  # more than the real range: extended

@@ -217,8 +217,9 @@ CLOCK_ORIGIN = 46766
 
 
 def sample_pids(rng, n: int, hi: int) -> np.ndarray:
-    """n distinct pids from 1..max(hi, 2n), in random order (loaders must relabel)."""
-    return rng.choice(np.arange(1, max(hi, 2 * n) + 1), size=n, replace=False)
+    """n distinct pids from 1..max(hi, n), in random order (loaders must relabel); hi is the
+    dataset's largest real pid, which real-size datasets (n close to hi) must not exceed."""
+    return rng.choice(np.arange(1, max(hi, n) + 1), size=n, replace=False)
 
 
 def split_all(rng, per_id_shots: list[list[Shot]], max_q: int | None = None):
