@@ -78,9 +78,10 @@ def check_costs(run_dir, n_train, batch, iters):
 def test_one_rehearsal_run(smoke_root, tmp_path):
     """The rehearsal (batch 256) on the synthetic Market of the smoke runs. 2 data workers, not the
     preset's 32: its 96-image training passes are shorter than one batch here, so every
-    iteration would start 32 worker processes (minutes on 2 cores; at real size they live on)."""
+    iteration would start 32 worker processes (minutes on 2 cores; at real size they live on);
+    HDC's K is the small benchmark's 50 identities (the paper's 750 needs the real-size data)."""
     p = adapter("market", "--rehearse", "--data-root", smoke_root, "--logs-dir", tmp_path / "market", "--",
-                "--no-progress", "--num-workers", "2")
+                "--no-progress", "--num-workers", "2", "--num-clusters", "50")
     assert p.returncode == 0, p.stderr[-3000:]
     run_dir = tmp_path / "market-hdc"
     assert f"-> {run_dir}" in p.stdout
@@ -94,7 +95,7 @@ def test_torchrun_with_one_process(smoke_root, tmp_path):
     """--torchrun --nproc 1: train.py under torchrun, DDP in a one-process gloo group on the CPU."""
     p = adapter("market", "--rehearse", "--torchrun", "--nproc", "1", "--data-root", smoke_root,
                 "--logs-dir", tmp_path / "market", "--", "--no-progress", "--num-workers", "0",
-                "--iters", "2", "--num-threads", "1")
+                "--iters", "2", "--num-threads", "1", "--num-clusters", "50")
     run_dir = tmp_path / "market-hdc"
     assert p.returncode == 0, p.stderr[-3000:]
     assert "==> torchrun: 1 process(es) (cpu)" in (run_dir / "log.txt").read_text()

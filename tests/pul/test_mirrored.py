@@ -40,9 +40,10 @@ def test_mirrored_run_matches_single_device_and_resumes_on_one(tiny_data, tmp_pa
     assert "MirroredStrategy: 2 replicas" in out
     s, m = (json.loads((d / "results.json").read_text()) for d in (single, mirrored))
     assert m["initial"]["mAP"] == pytest.approx(s["initial"]["mAP"], abs=1e-6)
-    def selection(record):   # count, clusters, ARI (not the evaluation or the phase seconds)
-        return {k: v for k, v in record.items() if k not in ("eval", "seconds")}
+    def selection(record):   # count, clusters, ARI (not the evaluation, the phase seconds, images)
+        return {k: v for k, v in record.items() if k not in ("eval", "seconds", "images")}
     assert selection(m["history"][0]) == pytest.approx(selection(s["history"][0]), abs=1e-9)
+    assert m["history"][0]["images"] == s["history"][0]["images"]   # the same batches and pool
     assert all(math.isfinite(v) for v in m["common"].values() if isinstance(v, float))
 
     # as if the mirrored run had been started for 2 iterations and stopped after the first (--resume
