@@ -264,14 +264,14 @@ rehearse() {  # rehearse METHOD DATASET|SOURCE TARGET [--full-model] [--amp M] [
   [[ -n "$method" && " ${METHODS[*]} " == *" $method "* ]] \
     || die "usage: ./reproduce.sh rehearse METHOD DATASET [--full-model] [--amp off|bf16|fp16] (METHOD: ${METHODS[*]})"
   shift
-  local names=() opts=() n nsets=1 print_config=0
+  local names=() opts=() pass=() n nsets=1 print_config=0
   [[ $method == pul ]] && nsets=2
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --full-model|--torchrun) opts+=("$1"); shift ;;
       --print-config) print_config=1; shift ;;
       --amp|--nproc) [[ $# -ge 2 ]] || die "$1 needs a value"; opts+=("$1" "$2"); shift 2 ;;
-      --) shift; opts+=(-- "$@"); break ;;
+      --) shift; pass=("$@"); break ;;
       -*) die "rehearse: unknown option '$1' (valid: --full-model --amp MODE --nproc N --torchrun --print-config -- FLAGS)" ;;
       *) names+=("$1"); shift ;;
     esac
@@ -287,17 +287,14 @@ rehearse() {  # rehearse METHOD DATASET|SOURCE TARGET [--full-model] [--amp M] [
   local args=(--data-root "$REHEARSAL" --logs-dir "$logs" --rehearse)
   [[ $method == pul ]] && args+=(--source "${names[0]}" --source-root "$REHEARSAL")
   if [[ $print_config == 1 ]]; then   # the rehearsal's resolved configuration; no data, no logs
-    local pass=() before=() seen=0 o
-    for o in "${opts[@]}"; do
-      if [[ $seen == 1 ]]; then pass+=("$o"); elif [[ "$o" == "--" ]]; then seen=1; else before+=("$o"); fi
-    done
-    "$ROOT/$method/reproduce.sh" "$target" "${args[@]}" "${before[@]}" --print-config -- "${pass[@]}"
+    "$ROOT/$method/reproduce.sh" "$target" "${args[@]}" "${opts[@]}" --print-config -- "${pass[@]}"
     return
   fi
   for n in "${names[@]}"; do ensure_real_size "$n"; done
   echo "==> rehearsal: $method on ${names[*]} (paper preset, real-size synthetic data in $REHEARSAL)"
   "$PY" -m common_eval.rehearse --logs "$logs" --label "$method ${names[*]}" \
-    --clusterings "${CLUSTERINGS[$method]}" -- "$ROOT/$method/reproduce.sh" "$target" "${args[@]}" "${opts[@]}"
+    --clusterings "${CLUSTERINGS[$method]}" -- "$ROOT/$method/reproduce.sh" "$target" "${args[@]}" "${opts[@]}" \
+    -- "${pass[@]}"
 }
 
 gpu_check() {
