@@ -88,8 +88,10 @@ setup() {
     || die "$py is $("$py" --version 2>&1); Python >= 3.10 is required (set PYTHON=...)"
   echo "==> set-up: $VENV (pinned stack, editable packages, Cython extensions)" >&2
   [[ -x "$PY" ]] || "$py" -m venv "$VENV"
-  # plain pip: the machine's pip configuration may serve the large wheels from local disk
-  "$PY" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements.txt"
+  # plain pip: the machine's pip configuration may serve the large wheels from local disk;
+  # no cache: where they are downloaded (torch with its CUDA libraries is several GB), a cached
+  # copy beside the installed one would need that much disk again
+  "$PY" -m pip install -q --disable-pip-version-check --no-cache-dir -r "$ROOT/requirements.txt"
   "$PY" -m pip install -q --disable-pip-version-check --no-build-isolation --config-settings editable_mode=compat -e "$ROOT/common_eval"
   local m
   for m in "${METHODS[@]}"; do
