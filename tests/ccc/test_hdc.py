@@ -112,6 +112,21 @@ def test_assignment_ties_take_the_first_cluster():
     np.testing.assert_allclose(conf, [(.3 + .2) / 2, (.1 + .4) / 2])
 
 
+def test_assignment_by_blocks_of_rows_is_the_whole_array_computation():
+    """Step 2.3 forms the N x K confidences a block of rows at a time: the same bits as the
+    original's one N x K array (ties included: a quarter of the entries repeat a value)."""
+    rng = np.random.default_rng(0)
+    hd = rng.random((203, 17), dtype=np.float32)
+    hd[rng.random(hd.shape) < .25] = np.float32(.5)
+    mem = (hd.sum(axis=1, keepdims=True) - hd) / np.float32(16)
+    want = mem.argmax(axis=1)
+    rows = np.arange(len(hd))
+    for block_rows in (1, 7, 64, 4096):
+        labels, labels_hd, conf = assign_labels(hd, block_rows=block_rows)
+        np.testing.assert_array_equal(labels, want)
+        assert labels_hd.tobytes() == hd[rows, want].tobytes() and conf.tobytes() == mem[rows, want].tobytes()
+
+
 def test_relocation_by_hand():
     hd = np.arange(21, dtype=np.float32).reshape(7, 3) / 100
     labels = np.array([0, 0, 0, 0, 0, 1, 1], dtype=np.int32)          # cluster 2 empty
@@ -383,6 +398,10 @@ def test_sparse_kernel_equals_dense_kernel_with_ties_and_nan():
             hd_s, who_s = harmonic_discrepancy(A_sparse, m, labels, K, threads)
             np.testing.assert_array_equal(who_s, who_d)
             np.testing.assert_array_equal(hd_s, hd_d)
+            for A_any in (A, A_sparse):     # what fit asks: the same HD without the N x K k*
+                hd_only, none = harmonic_discrepancy(A_any, m, labels, K, threads, members=False)
+                assert none is None
+                np.testing.assert_array_equal(hd_only, hd_d)
 
 
 def test_sparse_distance_with_a_pair_stored_twice_is_refused():

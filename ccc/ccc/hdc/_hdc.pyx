@@ -21,8 +21,10 @@ def harmonic_discrepancy(const float[:, ::1] A, const float[::1] m, const int32_
                          float[:, ::1] hd, int32_t[:, ::1] arg, int num_threads):
     """Fills hd (N x K) and arg (N x K, the chosen member k*) from A (N x N), the membership
     m[k] of every sample in its own cluster and the current labels (-1 = not a member of any
-    cluster; labels must be < K)."""
+    cluster; labels must be < K). An ``arg`` with no rows is not written (HDC.fit does not read
+    it: an N x K array less)."""
     cdef Py_ssize_t N = A.shape[0], K = hd.shape[1], i, j, k
+    cdef bint with_arg = arg.shape[0] > 0
     cdef int32_t y
     cdef float a, t
     cdef float* best
@@ -45,7 +47,8 @@ def harmonic_discrepancy(const float[:, ::1] A, const float[::1] m, const int32_
                     who[y] = <int32_t>k
             for j in range(K):
                 hd[i, j] = A[i, who[j]]
-                arg[i, j] = who[j]
+                if with_arg:
+                    arg[i, j] = who[j]
         free(best)
         free(who)
 
@@ -112,9 +115,10 @@ def harmonic_discrepancy_sparse(const int64_t[::1] indptr, const int32_t[::1] in
     is not > -1 (NaN): its first entry not stored in row i is the best member of j among the
     pairs that row does not store. The stored members of j in row i then compete with it by
     (largest h, smallest k), which is what the dense scan in k order with a strict ``>`` picks.
-    Each row costs O(K + stored entries) instead of O(N).
+    Each row costs O(K + stored entries) instead of O(N). An ``arg`` with no rows is not written.
     """
     cdef Py_ssize_t N = hd.shape[0], K = hd.shape[1], i, j, p, q, p0, p1, s
+    cdef bint with_arg = arg.shape[0] > 0
     cdef int32_t y, k, w
     cdef float a, t
     cdef float* best
@@ -175,7 +179,8 @@ def harmonic_discrepancy_sparse(const int64_t[::1] indptr, const int32_t[::1] in
             for j in range(K):
                 w = who[j]
                 hd[i, j] = value[w] if stamp[w] == i else absent
-                arg[i, j] = w
+                if with_arg:
+                    arg[i, j] = w
         free(best)
         free(who)
         free(seen)

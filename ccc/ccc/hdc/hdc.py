@@ -162,8 +162,9 @@ def own_memberships(X, centroids, labels, similarity: str = "Euler Cosine",
 
 
 def harmonic_discrepancy(A: np.ndarray, m_own: np.ndarray, labels: np.ndarray, n_clusters: int,
-                         num_threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(HD, k*): N x K harmonic discrepancies and the member each one was taken from (step 2.2).
+                         num_threads: int | None = None, members: bool = True):
+    """(HD, k*): N x K harmonic discrepancies and the member each one was taken from (step 2.2);
+    with ``members=False`` k* is not kept (None: an N x K int32 array less).
 
     A: the dense N x N discrepancy or a ``SparseDiscrepancy`` (same result).
     """
@@ -178,28 +179,36 @@ def harmonic_discrepancy(A: np.ndarray, m_own: np.ndarray, labels: np.ndarray, n
     if labels.max(initial=-1) >= n_clusters:
         raise ValueError(f"labels must be < n_clusters = {n_clusters}")
     hd = np.empty((N, n_clusters), dtype=np.float32)
-    arg = np.empty((N, n_clusters), dtype=np.int32)
+    arg = np.empty((N if members else 0, n_clusters), dtype=np.int32)
     if isinstance(A, SparseDiscrepancy):
         # each cluster's members by decreasing h(absent, m_k), then increasing k; a NaN h never wins
         h_absent = _hdc.absent_harmonic(A.absent, m_own)
-        members = np.flatnonzero((labels >= 0) & (h_absent > -1))
-        order = members[np.lexsort((members, -h_absent[members], labels[members]))].astype(np.int32)
+        kept = np.flatnonzero((labels >= 0) & (h_absent > -1))
+        order = kept[np.lexsort((kept, -h_absent[kept], labels[kept]))].astype(np.int32)
         bounds = np.searchsorted(labels[order], np.arange(n_clusters + 1)).astype(np.int64)
         _hdc.harmonic_discrepancy_sparse(A.indptr, A.indices, A.data, A.absent, m_own, labels, h_absent,
                                          order, bounds, hd, arg, _threads(num_threads))
     else:
         _hdc.harmonic_discrepancy(A, m_own, labels, hd, arg, _threads(num_threads))
-    return hd, arg
+    return hd, (arg if members else None)
 
 
-def assign_labels(hd: np.ndarray):
-    """Step 2.3: (labels, hd_i, confidence_i), as the original computes them (float32)."""
+def assign_labels(hd: np.ndarray, block_rows: int = 4096):
+    """Step 2.3: (labels, hd_i, confidence_i), as the original computes them (float32).
+
+    The N x K confidences (sum - HD) / (K - 1) are formed block of rows after block: each row's
+    sum and values are the same, and no second N x K array is held beside HD."""
     n, K = hd.shape
-    mem = np.subtract(hd.sum(axis=1, keepdims=True), hd)     # (sum - HD) / (K - 1), one N x K array
-    np.divide(mem, K - 1, out=mem)
-    labels = mem.argmax(axis=1).astype(np.int32)
-    rows = np.arange(n)
-    return labels, hd[rows, labels].copy(), mem[rows, labels].copy()
+    labels = np.empty(n, dtype=np.int32)
+    confidence = np.empty(n, dtype=np.float32)
+    for a in range(0, n, block_rows):
+        block = hd[a:a + block_rows]
+        mem = np.subtract(block.sum(axis=1, keepdims=True), block)
+        np.divide(mem, K - 1, out=mem)
+        own = mem.argmax(axis=1)
+        labels[a:a + len(block)] = own
+        confidence[a:a + len(block)] = mem[np.arange(len(block)), own]
+    return labels, hd[np.arange(n), labels].copy(), confidence
 
 
 def relocate_empty_clusters(hd: np.ndarray, labels_mem: np.ndarray, labels: np.ndarray, labels_hd: np.ndarray,
@@ -309,15 +318,16 @@ class HDC:
             return kmeans_plusplus(X, self.n_clusters, random_state, self.similarity)[:2]
         return random_init(X, self.n_clusters, random_state, self.normalize_centroid)[:2]
 
-    def iterate(self, X, centroids, labels, A, x_map=None):
+    def iterate(self, X, centroids, labels, A, x_map=None, members: bool = True):
         """One iteration (steps 2.1-2.6) from the previous labels and centroids.
 
         Returns a dict: labels (full), labels_hd, confidences, labels_pod, centroids, hd, members
-        (k* of every HD entry), relocations (passes that moved samples).
+        (k* of every HD entry; None with ``members=False``, as ``fit`` asks), relocations
+        (passes that moved samples).
         """
         K = self.n_clusters
         m_own = own_memberships(X, centroids, labels, self.similarity, x_map)
-        hd, members = harmonic_discrepancy(A, m_own, labels, K, self.num_threads)
+        hd, members = harmonic_discrepancy(A, m_own, labels, K, self.num_threads, members)
         new_labels, labels_hd, labels_mem = assign_labels(hd)
         relocations = relocate_empty_clusters(hd, labels_mem, new_labels, labels_hd)
         pod = peripheral_object_detection(new_labels, labels_hd, K, self.n_sigma, self.threshold)
@@ -359,7 +369,7 @@ class HDC:
         for it in range(self.max_iter):
             old = centroids
             step = None        # the previous iteration's N x K arrays are not held beside the next ones
-            step = self.iterate(X, centroids, labels, A, x_map)
+            step = self.iterate(X, centroids, labels, A, x_map, members=False)
             labels, pod, centroids = step["labels"], step["labels_pod"], step["centroids"]
             self.relocations_ += step["relocations"]
             with np.errstate(invalid="ignore"):
