@@ -113,3 +113,10 @@ def test_pids_stay_within_the_real_range():
     assert sorted(plan.sample_pids(rng, 1501, 1501)) == list(range(1, 1502))
     assert max(plan.sample_pids(rng, 775, 776)) <= 776        # VeRi
     assert len(set(plan.sample_pids(rng, 2000, 1500))) == 2000  # more than the real range: extended
+
+
+def test_a_zero_fraction_is_a_value_not_the_writers_default():
+    from common_eval.synthetic.plan import Shape
+    assert Shape(distractors=0.0, junk=0.0).value("distractors", 0.5) == 0.0
+    assert Shape(junk=0.0).value("junk", 0.12) == 0.0
+    assert Shape().value("distractors", 0.5) == 0.5 and Shape(max_query=3).value("max_query", 2) == 3

@@ -66,7 +66,7 @@ def write_market(out: Path, world: World, ids: int, test_ids: int) -> dict:
     root = out / "Market-1501-v15.09.15"
     train, test, figs = _people(world, sample_pids(rng, ids + test_ids, 1501), ids)
     query, gallery = split_all(rng, test)
-    dis, junk = world.shape.distractors or 0.10, world.shape.junk or 0.12
+    dis, junk = world.shape.value("distractors", 0.10), world.shape.value("junk", 0.12)
     n_dis, n_junk = max(1, round(dis * len(gallery))), max(1, round(junk * len(gallery)))
     gallery += _random_shots(world, n_dis, 0, "distractor_box", world.new_figures(n_dis))
     junk_figs = [int(rng.choice(figs[ids:])) if rng.random() < 0.7 else -1 for _ in range(n_junk)]
@@ -97,7 +97,7 @@ def write_duke(out: Path, world: World, ids: int, test_ids: int) -> dict:
     holds distractor identities (seen only there); no junk. f = frame in that camera's video."""
     rng = world.rng
     root = out / "DukeMTMC-reID"
-    n_dis = max(1, round((world.shape.distractors or 0.5) * test_ids))   # distractor identities
+    n_dis = max(1, round(world.shape.value("distractors", 0.5) * test_ids))   # distractor identities
     pids = sample_pids(rng, ids + test_ids + n_dis, 7140)
     train, test, _ = _people(world, pids[:ids + test_ids], ids)
     query, gallery = split_all(rng, test)

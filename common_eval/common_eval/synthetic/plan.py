@@ -48,6 +48,11 @@ class Shape:
     junk: float | None = None            # junk (pid -1) images (tracklets) per gallery item
     max_query: int | None = None         # query shots per test identity (MARS default 2)
 
+    def value(self, field: str, default):
+        """The field, or the writer's ``default`` where it is None (0 is a value, not "unset")."""
+        v = getattr(self, field)
+        return default if v is None else v
+
 
 class World:
     """The figures and cameras of one dataset, drawn from one Generator. shape: how many shots;

@@ -67,8 +67,8 @@ def write_mars(out: Path, world: World, ids: int, test_ids: int) -> dict:
     horizon = _horizon(ids + test_ids, len(world.cams))
     train, test, figs = _video_people(world, sample_pids(rng, ids + test_ids, 1500), ids, horizon)
     shape = world.shape
-    query, gallery = split_all(rng, test, max_q=shape.max_query or 2)  # default: at most 2 per identity
-    dis, junk = shape.distractors or 0.15, shape.junk or 0.10
+    query, gallery = split_all(rng, test, max_q=shape.value("max_query", 2))  # default: at most 2 per identity
+    dis, junk = shape.value("distractors", 0.15), shape.value("junk", 0.10)
     n_dis, n_junk = max(1, round(dis * len(gallery))), max(1, round(junk * len(gallery)))
     gallery += _odd_tracklets(world, 0, "distractor_box", world.new_figures(n_dis), horizon)
     junk_figs = [int(rng.choice(figs[ids:])) if rng.random() < 0.7 else -1 for _ in range(n_junk)]
@@ -109,7 +109,7 @@ def write_dukevideo(out: Path, world: World, ids: int, test_ids: int) -> dict:
     the gallery; the gallery holds distractor identities."""
     rng = world.rng
     root = out / "DukeMTMC-VideoReID"
-    n_dis = max(1, round((world.shape.distractors or 0.5) * test_ids))   # distractor identities
+    n_dis = max(1, round(world.shape.value("distractors", 0.5) * test_ids))   # distractor identities
     horizon = _horizon(ids + test_ids + n_dis, len(world.cams))
     pids = sample_pids(rng, ids + test_ids + n_dis, 7140)
     train, test, _ = _video_people(world, pids[:ids + test_ids], ids, horizon)
