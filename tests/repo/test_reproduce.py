@@ -128,21 +128,22 @@ def test_a_rerun_never_overwrites_a_run_and_resume_continues_it(tmp_path):
     data = tmp_path / "data"
     generate("market1501", data, seed=0, domain="a")
     cmd = ("ccc", "market", "--smoke", "--data-root", str(data), "--logs-dir", str(tmp_path / "logs"))
-    first = run(*cmd)
+    short = ("--", "--num-epochs", "2", "--iters", "5")   # evaluated after epochs 1 and 2
+    first = run(*cmd, *short)
     assert first.returncode == 0, first.stderr[-2000:]
     folder = tmp_path / "logs" / "ccc" / "market-smoke-hdc"
     assert f"-> {folder}" in first.stdout  # the wrapper names the folder the run writes
     kept = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != "log.txt"}
     assert {"results.json", "model_best.pth.tar", "checkpoint.pth.tar"} <= set(kept)
 
-    second = run(*cmd)
+    second = run(*cmd, *short)
     assert second.returncode == 2
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(folder) in lines[0], second.stderr
     assert "--resume" in lines[0] and "another" in lines[0]
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != "log.txt"} == kept
 
-    third = run(*cmd, "--resume")  # the finished run: nothing left to train, the same results
+    third = run(*cmd, "--resume", *short)  # the finished run: nothing left to train, the same results
     assert third.returncode == 0, third.stderr[-2000:]
     before, after = json.loads(kept["results.json"]), json.loads((folder / "results.json").read_text())
     assert after["common"] == before["common"] and after["epochs"] == before["epochs"]
@@ -169,7 +170,7 @@ def test_a_rerun_never_overwrites_a_run_and_resume_continues_it(tmp_path):
 
     # a second real run of another variant, then one report of both, rendered by Chromium
     other = run("ccc", "market", "--smoke", "--cluster", "dbscan", "--data-root", str(data),
-                "--logs-dir", str(tmp_path / "logs"))
+                "--logs-dir", str(tmp_path / "logs"), *short)
     assert other.returncode == 0, other.stderr[-2000:]
     page = tmp_path / "report.html"
     made = run("report", str(tmp_path / "logs"), "--out", str(page))
